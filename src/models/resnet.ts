@@ -1,0 +1,263 @@
+// torchvision's ResNet family (torchvision/models/resnet.py), module for module: the same attribute names (so
+// state_dict keys match key for key, in order), the same options, initialisation and errors.
+// Paper: "Deep Residual Learning for Image Recognition", https://arxiv.org/abs/1512.03385. Bottleneck puts the
+// stride on the 3x3 conv ("ResNet V1.5", https://ngc.nvidia.com/catalog/model-scripts/nvidia:resnet_50_v1_5_for_pytorch).
+
+import type { Tensor } from '../tensor/tensor.js';
+import { Generator, defaultGenerator } from '../tensor/random.js';
+import { Module } from '../nn/module.js';
+import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, MaxPool2d, ReLU, Sequential } from '../nn/layers.js';
+import { convBnAct, convBnSequential } from '../nn/fused.js';
+import { constant_, kaimingNormal_ } from '../nn/init.js';
+import { describe, expectInt } from '../ops/check.js';
+
+/** A factory for the normalisation layer (torchvision's norm_layer); BatchNorm2d by default. */
+export type NormLayer = (numFeatures: number) => Module;
+
+const defaultNorm: NormLayer = (c) => new BatchNorm2d(c);
+
+/** 3x3 convolution with padding = dilation. */
+export function conv3x3(inPlanes: number, outPlanes: number, stride = 1, groups = 1, dilation = 1): Conv2d {
+  return new Conv2d(inPlanes, outPlanes, 3, { stride, padding: dilation, groups, bias: false, dilation });
+}
+
+/** 1x1 convolution. */
+export function conv1x1(inPlanes: number, outPlanes: number, stride = 1): Conv2d {
+  return new Conv2d(inPlanes, outPlanes, 1, { stride, bias: false });
+}
+
+export interface BlockArgs {
+  stride?: number;
+  downsample?: Module | null;
+  groups?: number;
+  baseWidth?: number;
+  dilation?: number;
+  normLayer?: NormLayer;
+}
+
+export class BasicBlock extends Module {
+  static readonly expansion = 1;
+  conv1: Conv2d;
+  bn1: Module;
+  relu: ReLU;
+  conv2: Conv2d;
+  bn2: Module;
+  downsample: Module | null;
+  readonly stride: number;
+
+  constructor(inplanes: number, planes: number, a: BlockArgs = {}) {
+    super();
+    const norm = a.normLayer ?? defaultNorm;
+    if ((a.groups ?? 1) !== 1 || (a.baseWidth ?? 64) !== 64) throw new RangeError('BasicBlock only supports groups=1 and base_width=64');
+    if ((a.dilation ?? 1) > 1) throw new RangeError('Dilation > 1 not supported in BasicBlock');
+    const stride = a.stride ?? 1;
+    // Both conv1 and downsample downsample the input when stride != 1
+    this.conv1 = conv3x3(inplanes, planes, stride);
+    this.bn1 = norm(planes);
+    this.relu = new ReLU(true);
+    this.conv2 = conv3x3(planes, planes);
+    this.bn2 = norm(planes);
+    this.downsample = a.downsample ?? null;
+    this.stride = stride;
+  }
+
+  override forward(x: Tensor): Tensor {
+    const identity = this.downsample ? convBnSequential(this.downsample, x) : x;
+    const out = convBnAct(this.conv1, this.bn1, x, { act: this.relu });
+    return convBnAct(this.conv2, this.bn2, out, { residual: identity, act: this.relu });
+  }
+}
+
+export class Bottleneck extends Module {
+  static readonly expansion = 4;
+  conv1: Conv2d;
+  bn1: Module;
+  conv2: Conv2d;
+  bn2: Module;
+  conv3: Conv2d;
+  bn3: Module;
+  relu: ReLU;
+  downsample: Module | null;
+  readonly stride: number;
+
+  constructor(inplanes: number, planes: number, a: BlockArgs = {}) {
+    super();
+    const norm = a.normLayer ?? defaultNorm;
+    const groups = a.groups ?? 1, stride = a.stride ?? 1;
+    const width = Math.trunc(planes * ((a.baseWidth ?? 64) / 64.0)) * groups;
+    this.conv1 = conv1x1(inplanes, width);
+    this.bn1 = norm(width);
+    this.conv2 = conv3x3(width, width, stride, groups, a.dilation ?? 1);
+    this.bn2 = norm(width);
+    this.conv3 = conv1x1(width, planes * Bottleneck.expansion);
+    this.bn3 = norm(planes * Bottleneck.expansion);
+    this.relu = new ReLU(true);
+    this.downsample = a.downsample ?? null;
+    this.stride = stride;
+  }
+
+  override forward(x: Tensor): Tensor {
+    const identity = this.downsample ? convBnSequential(this.downsample, x) : x;
+    let out = convBnAct(this.conv1, this.bn1, x, { act: this.relu });
+    out = convBnAct(this.conv2, this.bn2, out, { act: this.relu });
+    return convBnAct(this.conv3, this.bn3, out, { residual: identity, act: this.relu });
+  }
+}
+
+export type Block = typeof BasicBlock | typeof Bottleneck;
+
+export interface ResNetOptions {
+  numClasses?: number;
+  /** Zero-init the last BN of each residual branch (+0.2~0.3%, https://arxiv.org/abs/1706.02677). */
+  zeroInitResidual?: boolean;
+  groups?: number;
+  widthPerGroup?: number;
+  /** For layer2..layer4: replace the 2x2 stride with a dilated convolution. null or 3 booleans. */
+  replaceStrideWithDilation?: readonly boolean[] | null;
+  normLayer?: NormLayer;
+  /** Random stream for the initial weights (default: the global generator, see manualSeed). */
+  generator?: Generator;
+  /** Shorthand for generator: new Generator(seed). */
+  seed?: number;
+}
+
+export class ResNet extends Module {
+  conv1: Conv2d;
+  bn1: Module;
+  relu: ReLU;
+  maxpool: MaxPool2d;
+  layer1: Sequential;
+  layer2: Sequential;
+  layer3: Sequential;
+  layer4: Sequential;
+  avgpool: AdaptiveAvgPool2d;
+  fc: Linear;
+  readonly #norm: NormLayer;
+  #inplanes = 64;
+  #dilation = 1;
+  readonly #groups: number;
+  readonly #baseWidth: number;
+  readonly #gen: Generator;
+
+  constructor(block: Block, layers: readonly number[], o: ResNetOptions = {}) {
+    super();
+    if (block !== BasicBlock && block !== Bottleneck) throw new TypeError(`Expected BasicBlock or Bottleneck for block but received ${describe(block)}`);
+    if (!Array.isArray(layers) || layers.length !== 4) throw new RangeError(`Expected 4 block counts for layers but received ${describe(layers)}`);
+    layers.forEach((n, i) => expectInt(n, `layers[${i}]`, 1));
+    const numClasses = expectInt(o.numClasses ?? 1000, 'num_classes', 0);
+    this.#norm = o.normLayer ?? defaultNorm;
+    this.#gen = o.generator ?? (o.seed !== undefined ? new Generator(o.seed) : defaultGenerator);
+    const rswd = o.replaceStrideWithDilation ?? [false, false, false];
+    if (!Array.isArray(rswd) || rswd.length !== 3) {
+      throw new RangeError(`replace_stride_with_dilation should be None or a 3-element tuple, got ${describe(o.replaceStrideWithDilation)}`);
+    }
+    this.#groups = expectInt(o.groups ?? 1, 'groups', 1);
+    this.#baseWidth = expectInt(o.widthPerGroup ?? 64, 'width_per_group', 1);
+    this.conv1 = new Conv2d(3, this.#inplanes, 7, { stride: 2, padding: 3, bias: false });
+    this.bn1 = this.#norm(this.#inplanes);
+    this.relu = new ReLU(true);
+    this.maxpool = new MaxPool2d(3, { stride: 2, padding: 1 });
+    this.layer1 = this.makeLayer(block, 64, layers[0]);
+    this.layer2 = this.makeLayer(block, 128, layers[1], 2, !!rswd[0]);
+    this.layer3 = this.makeLayer(block, 256, layers[2], 2, !!rswd[1]);
+    this.layer4 = this.makeLayer(block, 512, layers[3], 2, !!rswd[2]);
+    this.avgpool = new AdaptiveAvgPool2d([1, 1]);
+    this.fc = new Linear(512 * block.expansion, numClasses, { generator: this.#gen });
+
+    for (const m of this.modules()) {
+      if (m instanceof Conv2d) kaimingNormal_(m.weight, { mode: 'fan_out', nonlinearity: 'relu', generator: this.#gen });
+      else if (m instanceof BatchNorm2d) {
+        if (m.weight) constant_(m.weight, 1);
+        if (m.bias) constant_(m.bias, 0);
+      }
+    }
+    if (o.zeroInitResidual) {
+      for (const m of this.modules()) {
+        if (m instanceof Bottleneck && m.bn3 instanceof BatchNorm2d && m.bn3.weight) constant_(m.bn3.weight, 0);
+        else if (m instanceof BasicBlock && m.bn2 instanceof BatchNorm2d && m.bn2.weight) constant_(m.bn2.weight, 0);
+      }
+    }
+  }
+
+  private makeLayer(block: Block, planes: number, blocks: number, stride = 1, dilate = false): Sequential {
+    const norm = this.#norm;
+    let downsample: Module | null = null;
+    const previousDilation = this.#dilation;
+    if (dilate) {
+      this.#dilation *= stride;
+      stride = 1;
+    }
+    if (stride !== 1 || this.#inplanes !== planes * block.expansion) {
+      downsample = new Sequential(conv1x1(this.#inplanes, planes * block.expansion, stride), norm(planes * block.expansion));
+    }
+    const common = { groups: this.#groups, baseWidth: this.#baseWidth, normLayer: norm };
+    const layers: Module[] = [new block(this.#inplanes, planes, { stride, downsample, dilation: previousDilation, ...common })];
+    this.#inplanes = planes * block.expansion;
+    for (let i = 1; i < blocks; i++) layers.push(new block(this.#inplanes, planes, { dilation: this.#dilation, ...common }));
+    return new Sequential(...layers);
+  }
+
+  /** The stem and the four stages: (N,3,H,W) -> (N, 512*expansion, H/32, W/32) (less with dilation). */
+  features(x: Tensor): Tensor {
+    x = convBnAct(this.conv1, this.bn1, x, { act: this.relu });
+    x = this.maxpool.forward(x);
+    x = this.layer1.forward(x);
+    x = this.layer2.forward(x);
+    x = this.layer3.forward(x);
+    return this.layer4.forward(x);
+  }
+
+  override forward(x: Tensor): Tensor {
+    let h = this.features(x);
+    h = this.avgpool.forward(h);
+    h = h.flatten(1);
+    return this.fc.forward(h);
+  }
+}
+
+export type BuilderOptions = ResNetOptions;
+
+function build(block: Block, layers: number[], extra: Partial<ResNetOptions>) {
+  return (o: BuilderOptions = {}): ResNet => new ResNet(block, layers, { ...o, ...extra });
+}
+
+/** torchvision's _ovewrite_named_param: a builder's fixed value may be passed again, but not changed. */
+function checkNoOverride(o: BuilderOptions, key: 'groups' | 'widthPerGroup', value: number): void {
+  const py = key === 'groups' ? 'groups' : 'width_per_group';
+  if (o[key] !== undefined && o[key] !== value) throw new RangeError(`The parameter '${py}' expected value ${value} but got ${o[key]} instead.`);
+}
+
+function fixed(block: Block, layers: number[], groups: number, widthPerGroup: number) {
+  return (o: BuilderOptions = {}): ResNet => {
+    checkNoOverride(o, 'groups', groups);
+    checkNoOverride(o, 'widthPerGroup', widthPerGroup);
+    return build(block, layers, { groups, widthPerGroup })(o);
+  };
+}
+
+export const resnet18 = build(BasicBlock, [2, 2, 2, 2], {});
+export const resnet34 = build(BasicBlock, [3, 4, 6, 3], {});
+export const resnet50 = build(Bottleneck, [3, 4, 6, 3], {});
+export const resnet101 = build(Bottleneck, [3, 4, 23, 3], {});
+export const resnet152 = build(Bottleneck, [3, 8, 36, 3], {});
+export const resnext50_32x4d = fixed(Bottleneck, [3, 4, 6, 3], 32, 4);
+export const resnext101_32x8d = fixed(Bottleneck, [3, 4, 23, 3], 32, 8);
+export const resnext101_64x4d = fixed(Bottleneck, [3, 4, 23, 3], 64, 4);
+export const wide_resnet50_2 = fixed(Bottleneck, [3, 4, 6, 3], 1, 64 * 2);
+export const wide_resnet101_2 = fixed(Bottleneck, [3, 4, 23, 3], 1, 64 * 2);
+
+/** torchvision's @register_model registry for this family. */
+export const MODELS: Readonly<Record<string, (o?: BuilderOptions) => ResNet>> = Object.freeze({
+  resnet18, resnet34, resnet50, resnet101, resnet152,
+  resnext50_32x4d, resnext101_32x8d, resnext101_64x4d, wide_resnet50_2, wide_resnet101_2,
+});
+
+export function listModels(): string[] {
+  return Object.keys(MODELS);
+}
+
+export function getModel(name: string, o: BuilderOptions = {}): ResNet {
+  const f = Object.prototype.hasOwnProperty.call(MODELS, name) ? MODELS[name] : undefined;
+  if (!f) throw new RangeError(`Unknown model ${name}; known: ${listModels().join(', ')}`);
+  return f(o);
+}

@@ -1,0 +1,86 @@
+// Inference fusion of conv -> batch norm [-> + residual] [-> relu], the pattern every ResNet block is made of.
+//
+// In eval mode a BatchNorm2d that follows a Conv2d is an affine map per output channel, so it folds into the
+// convolution: w' = w * s, b' = beta + (b - mean) * s with s = gamma / sqrt(var + eps) (computed in double,
+// rounded once). The residual add and the relu then run in the convolution's epilogue, so a block's tail is
+// one kernel call. The folded tensors are cached per (conv, bn) and rebuilt when any source tensor changes
+// (their version counters). In training mode, or with any other norm layer, the modules run one by one.
+
+import { Tensor } from '../tensor/tensor.js';
+import * as F from '../ops/index.js';
+import { Module } from './module.js';
+import { BatchNorm2d, Conv2d, ReLU, Sequential } from './layers.js';
+
+interface Folded {
+  srcs: (Tensor | null)[];
+  versions: number[];
+  weight: Tensor;
+  bias: Tensor;
+}
+
+const cache = new WeakMap<Conv2d, WeakMap<BatchNorm2d, Folded>>();
+
+function sources(conv: Conv2d, bn: BatchNorm2d): (Tensor | null)[] {
+  return [conv.weight, conv.bias, bn.weight, bn.bias, bn.running_mean, bn.running_var];
+}
+
+/** The conv weight and bias with `bn` (eval mode, running statistics) folded in. */
+export function foldConvBn(conv: Conv2d, bn: BatchNorm2d): { weight: Tensor; bias: Tensor } {
+  const srcs = sources(conv, bn);
+  const versions = srcs.map((t) => (t ? t.version : -1));
+  let perConv = cache.get(conv);
+  if (!perConv) cache.set(conv, (perConv = new WeakMap()));
+  const hit = perConv.get(bn);
+  if (hit && hit.srcs.every((t, i) => t === srcs[i] && versions[i] === hit.versions[i])) return hit;
+  const O = conv.outChannels;
+  if (bn.numFeatures !== O) throw new RangeError(`cannot fold ${bn.numFeatures}-channel batch norm into a ${O}-channel convolution`);
+  const w = conv.weight.contiguousData() as Float32Array;
+  const per = w.length / O;
+  const fw = new Float32Array(w.length), fb = new Float32Array(O);
+  const g = bn.weight?.contiguousData(), be = bn.bias?.contiguousData();
+  const rm = bn.running_mean!.contiguousData(), rv = bn.running_var!.contiguousData();
+  const cb = conv.bias?.contiguousData();
+  for (let o = 0; o < O; o++) {
+    const s = (g ? Number(g[o]) : 1) / Math.sqrt(Number(rv[o]) + bn.eps);
+    for (let i = o * per; i < (o + 1) * per; i++) fw[i] = w[i] * s;
+    fb[o] = (be ? Number(be[o]) : 0) + ((cb ? Number(cb[o]) : 0) - Number(rm[o])) * s;
+  }
+  const folded: Folded = { srcs, versions, weight: new Tensor(fw, conv.weight.shape), bias: new Tensor(fb, [O]) };
+  perConv.set(bn, folded);
+  return folded;
+}
+
+function canFold(conv: Module, norm: Module): norm is BatchNorm2d {
+  return conv instanceof Conv2d && norm instanceof BatchNorm2d && !norm.training && !conv.training &&
+    norm.running_mean !== null && norm.running_var !== null;
+}
+
+export interface ConvBnOptions {
+  /** Added after the norm (the block's identity). */
+  residual?: Tensor | null;
+  /** Applied last; a ReLU module fuses, any other module runs after the fused part. */
+  act?: Module | null;
+}
+
+/** act(norm(conv(x)) + residual), fused when the modules allow it. */
+export function convBnAct(conv: Conv2d, norm: Module, x: Tensor, o: ConvBnOptions = {}): Tensor {
+  const act = o.act ?? null;
+  if (canFold(conv, norm)) {
+    const f = foldConvBn(conv, norm);
+    const fuseRelu = act instanceof ReLU;
+    const y = F.conv2d(x, f.weight, f.bias, conv.convOptions(), { residual: o.residual ?? null, relu: fuseRelu });
+    return act && !fuseRelu ? (act.forward(y) as Tensor) : y;
+  }
+  let y = norm.forward(conv.forward(x)) as Tensor;
+  if (o.residual) y = F.addInPlace(y, o.residual);
+  return act ? (act.forward(y) as Tensor) : y;
+}
+
+/** Run a Sequential(conv, norm) (torchvision's downsample), fused when it has exactly that form. */
+export function convBnSequential(seq: Module, x: Tensor): Tensor {
+  if (seq instanceof Sequential && seq.length === 2) {
+    const [c, n] = seq.children();
+    if (c instanceof Conv2d) return convBnAct(c, n, x);
+  }
+  return seq.forward(x) as Tensor;
+}
