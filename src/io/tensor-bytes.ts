@@ -1,0 +1,162 @@
+// Byte-level helpers shared by the tensor file formats (safetensors.ts, npy.ts): the error type they throw,
+// storage <-> bytes (zero-copy when aligned, else a copy, optionally byte-swapped), exact float16/bfloat16
+// conversions, and atomic file writes.
+// It is not a format: nothing here knows about headers. It assumes a little-endian host (every platform Node 20
+// ships for) and says so at load time if that is ever false.
+
+import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { type DType, type Storage, allocStorage, itemSize, storageView } from '../tensor/dtype.js';
+
+if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) {
+  throw new Error('resnet-ts io: a little-endian host is required (typed arrays use host byte order)');
+}
+
+/** A malformed or unsupported tensor file. `file` names the file (or '<buffer>'), `key` the entry if any. */
+export class TensorFileError extends Error {
+  readonly file: string;
+  readonly key: string | undefined;
+  constructor(file: string, message: string, key?: string) {
+    super(`${file}: ${key === undefined ? '' : `${JSON.stringify(key)}: `}${message}`);
+    this.name = 'TensorFileError';
+    this.file = file;
+    this.key = key;
+  }
+}
+
+/**
+ * `n` elements of dtype `d` stored at `bytes[byteOffset..]` in little-endian order: a view into the same memory
+ * when the absolute address is aligned to the item size, otherwise a copy. `swap` (big-endian source) always copies
+ * and reverses each item's bytes.
+ */
+export function storageFromBytes(d: DType, bytes: Uint8Array, byteOffset: number, n: number, swap = false): Storage {
+  const size = itemSize(d);
+  const abs = bytes.byteOffset + byteOffset;
+  if (!swap && abs % size === 0) return storageView(d, bytes.buffer, abs, n);
+  const out = allocStorage(d, n);
+  const ob = new Uint8Array(out.buffer, out.byteOffset, n * size);
+  ob.set(bytes.subarray(byteOffset, byteOffset + n * size));
+  if (swap && size > 1) ob.set(byteSwapped(ob, size));
+  return out;
+}
+
+/** A copy of `b` with the bytes of each `size`-byte item reversed. */
+export function byteSwapped(b: Uint8Array, size: number): Uint8Array {
+  const out = new Uint8Array(b.length);
+  for (let i = 0; i < b.length; i += size) for (let j = 0; j < size; j++) out[i + j] = b[i + size - 1 - j];
+  return out;
+}
+
+/** The bytes of a storage (no copy). */
+export function bytesOf(s: Storage): Uint8Array {
+  return new Uint8Array(s.buffer, s.byteOffset, s.byteLength);
+}
+
+/** Index of the first byte that is neither 0 nor 1 (a malformed bool), or -1. */
+export function badBoolIndex(b: Uint8Array): number {
+  for (let i = 0; i < b.length; i++) if (b[i] > 1) return i;
+  return -1;
+}
+
+// ---- float16 / bfloat16 <-> float32, bit-exact -------------------------------------------------------------
+// IEEE binary16: 1 sign, 5 exponent (bias 15), 10 mantissa bits. bfloat16: the top 16 bits of a float32.
+// Widening is exact (every half and bfloat16 is a float32); NaN payloads are kept. Narrowing rounds to nearest,
+// ties to even, as numpy's astype(float16) and torch's .half()/.bfloat16() do; NaN stays a (quiet) NaN.
+
+/** float16 bits -> float32 bits. */
+export function f16BitsToF32Bits(h: number): number {
+  const sign = (h & 0x8000) << 16;
+  const exp = (h >>> 10) & 0x1f;
+  let mant = h & 0x3ff;
+  if (exp === 0x1f) return (sign | 0x7f800000 | (mant << 13)) >>> 0; // inf / NaN
+  if (exp !== 0) return (sign | ((exp + 112) << 23) | (mant << 13)) >>> 0; // normal: rebias 15 -> 127
+  if (mant === 0) return sign >>> 0; // +-0
+  // subnormal m * 2^-24: shift the leading 1 up to the implicit bit, lowering the exponent each step
+  let e = 113;
+  while ((mant & 0x400) === 0) {
+    mant <<= 1;
+    e--;
+  }
+  return (sign | (e << 23) | ((mant & 0x3ff) << 13)) >>> 0;
+}
+
+/** float32 bits -> float16 bits, round to nearest even. */
+export function f32BitsToF16Bits(x: number): number {
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  const mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant !== 0 ? 0x200 | (mant >>> 13) : 0);
+  const e = exp - 112; // half exponent field if normal
+  if (e >= 31) return sign | 0x7c00; // overflow
+  if (e >= 1) {
+    let h = (e << 10) | (mant >>> 13);
+    const rem = mant & 0x1fff;
+    if (rem > 0x1000 || (rem === 0x1000 && (h & 1) === 1)) h++; // a carry may run into the exponent: still right
+    return sign | h;
+  }
+  // half subnormal (or zero): m = round(full * 2^(exp - 126)) where full has the implicit bit
+  const shift = 126 - exp; // >= 14
+  if (shift > 24) return sign; // below 2^-25: rounds to zero
+  const full = mant | 0x800000;
+  let m = full >>> shift;
+  const rem = full & ((1 << shift) - 1);
+  const half = 1 << (shift - 1);
+  if (rem > half || (rem === half && (m & 1) === 1)) m++;
+  return sign | m;
+}
+
+/** float32 bits -> bfloat16 bits, round to nearest even. */
+export function f32BitsToBf16Bits(x: number): number {
+  if ((x & 0x7fffffff) > 0x7f800000) return ((x >>> 16) | 0x40) & 0xffff; // NaN: keep it a NaN
+  return Math.floor((x + 0x7fff + ((x >>> 16) & 1)) / 0x10000) & 0xffff;
+}
+
+/** `n` float16 (or bfloat16) little-endian values at `bytes[off..]` widened to a new Float32Array. */
+export function halfToFloat32(bytes: Uint8Array, off: number, n: number, kind: 'F16' | 'BF16', swap = false): Float32Array {
+  const out = new Float32Array(n);
+  const bits = new Uint32Array(out.buffer);
+  const lo = swap ? 1 : 0, hi = swap ? 0 : 1;
+  for (let i = 0; i < n; i++) {
+    const h = bytes[off + 2 * i + lo] | (bytes[off + 2 * i + hi] << 8);
+    bits[i] = kind === 'F16' ? f16BitsToF32Bits(h) : (h << 16) >>> 0;
+  }
+  return out;
+}
+
+/** float32 values narrowed to float16 or bfloat16, as little-endian bytes. */
+export function float32ToHalf(src: Float32Array, kind: 'F16' | 'BF16'): Uint8Array {
+  const bits = new Uint32Array(src.buffer, src.byteOffset, src.length); // a Float32Array is always 4-aligned
+  const out = new Uint16Array(src.length);
+  for (let i = 0; i < src.length; i++) out[i] = kind === 'F16' ? f32BitsToF16Bits(bits[i]) : f32BitsToBf16Bits(bits[i]);
+  return new Uint8Array(out.buffer);
+}
+
+// ---- atomic writes ------------------------------------------------------------------------------------------
+
+/**
+ * Write `chunks` to `path` atomically: into a temp file in the same directory (same filesystem), fsync, then
+ * rename over `path`. On any failure the temp file is removed and `path` is left as it was.
+ */
+export function writeFileAtomicSync(path: string, chunks: Uint8Array[]): void {
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  let fd = -1;
+  try {
+    fd = openSync(tmp, 'wx', 0o644);
+    for (const c of chunks) {
+      for (let done = 0; done < c.length; ) done += writeSync(fd, c, done, c.length - done);
+    }
+    fsyncSync(fd);
+    closeSync(fd);
+    fd = -1;
+    renameSync(tmp, path);
+  } catch (err) {
+    if (fd >= 0) closeSync(fd);
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // the temp file was never created, or is already gone
+    }
+    throw new Error(`cannot write ${path}: ${(err as Error).message}`, { cause: err });
+  }
+}
