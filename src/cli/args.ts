@@ -19,9 +19,13 @@ export interface Command {
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
-export function parse<O extends Options>(argv: string[], options: O, usage: string, positionals = false) {
+/** Parsed option values: strings for string options, booleans for boolean ones, plus --help. */
+export type Values<O extends Options> = { [K in keyof O]?: O[K] extends { type: 'boolean' } ? boolean : string } & { help?: boolean };
+
+export function parse<O extends Options>(argv: string[], options: O, usage: string, positionals = false): { values: Values<O>; positionals: string[] } {
   try {
-    return parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: positionals });
+    const r = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: positionals });
+    return { values: r.values as Values<O>, positionals: r.positionals };
   } catch (e) {
     throw new UsageError((e as Error).message.split('\n')[0], usage);
   }

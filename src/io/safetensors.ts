@@ -86,7 +86,7 @@ export function parseSafetensors(buf: Uint8Array, name = '<buffer>'): Safetensor
   let metadata: Record<string, string> | null = null;
   const entries: Entry[] = [];
   for (const key of keys) {
-    if (key === '__metadata__') metadata = parseMetadata(values.get(key), fail);
+    if (key === '__metadata__') metadata = values.get(key) === null ? null : parseMetadata(values.get(key), fail); // null: as the Rust Option
     else entries.push(parseEntry(key, values.get(key), dataLen, fail));
   }
   checkTiling(entries, dataLen, fail);
@@ -136,6 +136,28 @@ export function serializeSafetensors(
   metadata?: Record<string, string>,
   opts: SafetensorsWriteOptions = {},
 ): Uint8Array {
+  const chunks = fileChunks(tensors, metadata, opts);
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let pos = 0;
+  for (const c of chunks) {
+    out.set(c, pos);
+    pos += c.length;
+  }
+  return out;
+}
+
+/** serializeSafetensors written atomically (temp file in the same directory, then rename): never a partial file. */
+export function writeSafetensorsSync(
+  path: string,
+  tensors: Map<string, Tensor> | Record<string, Tensor>,
+  metadata?: Record<string, string>,
+  opts?: SafetensorsWriteOptions,
+): void {
+  writeFileAtomicSync(path, fileChunks(tensors, metadata, opts)); // tensor bytes go to disk without a joined copy
+}
+
+/** The file as [length + header + padding, tensor bytes...]; tensor chunks view the tensors' storage when they can. */
+function fileChunks(tensors: Map<string, Tensor> | Record<string, Tensor>, metadata?: Record<string, string>, opts: SafetensorsWriteOptions = {}): Uint8Array[] {
   const target = opts.dtype ?? 'F32';
   if (target !== 'F32' && target !== 'F16' && target !== 'BF16') {
     throw new TypeError(`Expected F32, F16 or BF16 for opts.dtype but received ${String(target)} of type ${typeof target}`);
@@ -165,26 +187,10 @@ export function serializeSafetensors(
   }
   const json = new TextEncoder().encode(`{${fields.join(',')}}`);
   const headerLen = Math.ceil(json.length / 8) * 8;
-  const out = new Uint8Array(8 + headerLen + offset);
-  new DataView(out.buffer).setBigUint64(0, BigInt(headerLen), true);
-  out.set(json, 8);
-  out.fill(0x20, 8 + json.length, 8 + headerLen); // pad with spaces
-  let pos = 8 + headerLen;
-  for (const b of blobs) {
-    out.set(b, pos);
-    pos += b.length;
-  }
-  return out;
-}
-
-/** serializeSafetensors written atomically (temp file in the same directory, then rename): never a partial file. */
-export function writeSafetensorsSync(
-  path: string,
-  tensors: Map<string, Tensor> | Record<string, Tensor>,
-  metadata?: Record<string, string>,
-  opts?: SafetensorsWriteOptions,
-): void {
-  writeFileAtomicSync(path, [serializeSafetensors(tensors, metadata, opts)]);
+  const head = new Uint8Array(8 + headerLen).fill(0x20); // pad with spaces
+  new DataView(head.buffer).setBigUint64(0, BigInt(headerLen), true);
+  head.set(json, 8);
+  return [head, ...blobs];
 }
 
 // ---- header checks ------------------------------------------------------------------------------------------
@@ -195,8 +201,14 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** A short JSON rendering of a header value for messages (safe on absurdly nested values). */
 function show(v: unknown): string {
-  const s = JSON.stringify(v);
+  let s: string | undefined;
+  try {
+    s = JSON.stringify(v);
+  } catch {
+    s = Array.isArray(v) ? '[...]' : '{...}'; // too deep to stringify
+  }
   return s === undefined ? String(v) : s.length > 80 ? `${s.slice(0, 77)}...` : s;
 }
 
@@ -281,7 +293,7 @@ function decodeEntry(buf: Uint8Array, dataStart: number, e: Entry, fail: Fail): 
   const n = (e.end - e.begin) / info.size;
   if (e.disk === 'F16' || e.disk === 'BF16') return new Tensor(halfToFloat32(buf, off, n, e.disk), e.shape);
   if (e.disk === 'I16' || e.disk === 'I8') {
-    const raw = buf.slice(off, off + n * info.size); // aligned copy
+    const raw = new Uint8Array(buf.subarray(off, off + n * info.size)); // an aligned copy (Buffer#slice would not copy)
     return new Tensor(Int32Array.from(e.disk === 'I16' ? new Int16Array(raw.buffer) : new Int8Array(raw.buffer)), e.shape);
   }
   const data = storageFromBytes(info.dtype, buf, off, n);

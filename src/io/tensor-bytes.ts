@@ -61,7 +61,8 @@ export function badBoolIndex(b: Uint8Array): number {
 
 // ---- float16 / bfloat16 <-> float32, bit-exact -------------------------------------------------------------
 // IEEE binary16: 1 sign, 5 exponent (bias 15), 10 mantissa bits. bfloat16: the top 16 bits of a float32.
-// Widening is exact (every half and bfloat16 is a float32); NaN payloads are kept. Narrowing rounds to nearest,
+// Widening is exact (every half and bfloat16 is a float32); a float16 NaN keeps its payload and is made quiet, bit
+// for bit as torch's .float() does (tests check all 65536 patterns against torch). Narrowing rounds to nearest,
 // ties to even, as numpy's astype(float16) and torch's .half()/.bfloat16() do; NaN stays a (quiet) NaN.
 
 /** float16 bits -> float32 bits. */
@@ -69,7 +70,7 @@ export function f16BitsToF32Bits(h: number): number {
   const sign = (h & 0x8000) << 16;
   const exp = (h >>> 10) & 0x1f;
   let mant = h & 0x3ff;
-  if (exp === 0x1f) return (sign | 0x7f800000 | (mant << 13)) >>> 0; // inf / NaN
+  if (exp === 0x1f) return (sign | 0x7f800000 | (mant === 0 ? 0 : 0x400000 | (mant << 13))) >>> 0; // inf; NaN made quiet as torch/F16C do
   if (exp !== 0) return (sign | ((exp + 112) << 23) | (mant << 13)) >>> 0; // normal: rebias 15 -> 127
   if (mant === 0) return sign >>> 0; // +-0
   // subnormal m * 2^-24: shift the leading 1 up to the implicit bit, lowering the exponent each step
@@ -112,14 +113,25 @@ export function f32BitsToBf16Bits(x: number): number {
   return Math.floor((x + 0x7fff + ((x >>> 16) & 1)) / 0x10000) & 0xffff;
 }
 
+let f16Table: Uint32Array | null = null; // float16 bits -> float32 bits, built on first use (256 KB)
+
 /** `n` float16 (or bfloat16) little-endian values at `bytes[off..]` widened to a new Float32Array. */
 export function halfToFloat32(bytes: Uint8Array, off: number, n: number, kind: 'F16' | 'BF16', swap = false): Float32Array {
+  let src: Uint16Array;
+  if (swap) src = new Uint16Array(byteSwapped(bytes.subarray(off, off + 2 * n), 2).buffer);
+  else if ((bytes.byteOffset + off) % 2 === 0) src = new Uint16Array(bytes.buffer, bytes.byteOffset + off, n);
+  else src = new Uint16Array(new Uint8Array(bytes.subarray(off, off + 2 * n)).buffer); // aligned copy
   const out = new Float32Array(n);
   const bits = new Uint32Array(out.buffer);
-  const lo = swap ? 1 : 0, hi = swap ? 0 : 1;
-  for (let i = 0; i < n; i++) {
-    const h = bytes[off + 2 * i + lo] | (bytes[off + 2 * i + hi] << 8);
-    bits[i] = kind === 'F16' ? f16BitsToF32Bits(h) : (h << 16) >>> 0;
+  if (kind === 'BF16') {
+    for (let i = 0; i < n; i++) bits[i] = src[i] << 16;
+  } else {
+    if (!f16Table) {
+      f16Table = new Uint32Array(65536);
+      for (let h = 0; h < 65536; h++) f16Table[h] = f16BitsToF32Bits(h);
+    }
+    const table = f16Table;
+    for (let i = 0; i < n; i++) bits[i] = table[src[i]];
   }
   return out;
 }

@@ -7,3 +7,4 @@ export * from './norm.js';
 export * from './pool.js';
 export * from './linear.js';
 export * from './activation.js';
+export * from './loss.js';

@@ -1,0 +1,199 @@
+// conv.c: 2-D convolution as an implicit GEMM on NCHW.
+// x is (N,C,H,W), w is (O,C/groups,KH,KW), y is (N,O,OH,OW); Cg = C/groups, Og = O/groups, P = OH*OW.
+//
+// Per group g: Y_g[Og, N*P] = W_g[Og, Cg*KH*KW] x col_g[Cg*KH*KW, N*P], where the column index j runs over
+// (image n, output pixel p) so small late layers still fill whole tiles at batch > 1. The weights are packed
+// once into the GEMM's row panels (dl_conv2d_pack, cached by the caller). There is no im2col buffer: gemm.c asks
+// conv_get_b for one KC x NR panel at a time and this file fills it straight from x. A 1x1 stride-1 convolution
+// without padding has col_g == x, so full tiles read x directly.
+//
+// Filling a panel: for a fixed kernel tap (kh, kw), the input offsets of one vector of output columns do not
+// depend on the channel. So for each tap and each vector we classify the lanes once, then copy that vector for
+// every channel of the K block:
+//   ZERO    every lane falls in the padding;
+//   AFFINE1 lanes read x[base + l] (stride 1, also across output rows when OW == W), padding lanes masked to 0;
+//   AFFINE2 lanes read x[base + 2l] (stride 2 within one output row): two loads and a de-interleave;
+//   GATHER  anything else (row or image boundaries inside the vector, other strides): one scalar load per lane.
+
+#include <stdlib.h>
+
+#include "../simd.h"
+#include "kernels.h"
+
+typedef struct {
+  const dl_conv2d_params *p;
+  const float *x;
+  int64_t Cg, HW, P, KHW, NR;
+  int direct_1x1;
+} conv_ctx;
+
+enum { ZERO, AFFINE1, AFFINE2, GATHER };
+
+/** Output coordinates of the columns of one tile, VL lanes per vector; lanes past the tile are marked invalid. */
+typedef struct {
+  vi ohs, ows;  // oh*stride_h, ow*stride_w
+  vi nbase;     // n*C*H*W (int32: the fast path requires |x| < 2^31)
+  vi col_ok;
+} lanes_t;
+
+static void tile_lanes(const conv_ctx *cx, int64_t j0, int64_t nr, int nvec, lanes_t *ln) {
+  const dl_conv2d_params *p = cx->p;
+  for (int v = 0; v < nvec; v++) {
+    for (int l = 0; l < DL_VL; l++) {
+      int64_t jj = v * DL_VL + l, j = j0 + (jj < nr ? jj : 0);
+      int64_t n = j / cx->P, pp = j % cx->P;
+      ln[v].ohs[l] = (int32_t)((pp / p->OW) * p->stride_h);
+      ln[v].ows[l] = (int32_t)((pp % p->OW) * p->stride_w);
+      ln[v].nbase[l] = (int32_t)(n * p->C * cx->HW);
+      ln[v].col_ok[l] = jj < nr ? -1 : 0;
+    }
+  }
+}
+
+static int all_lanes(vi m) {
+  for (int l = 0; l < DL_VL; l++)
+    if (!m[l]) return 0;
+  return 1;
+}
+
+static const float *conv_get_b(const void *vctx, int64_t g, int64_t j0, int64_t nr, int64_t k0, int64_t kc,
+                               float *dst, int64_t *ldb) {
+  const conv_ctx *cx = vctx;
+  const dl_conv2d_params *p = cx->p;
+  const int64_t NR = cx->NR, HW = cx->HW, KHW = cx->KHW;
+  if (cx->direct_1x1 && nr == NR && j0 % cx->P + NR <= cx->P) {
+    int64_t n = j0 / cx->P;
+    *ldb = HW;
+    return cx->x + (n * p->C + g * cx->Cg + k0) * HW + j0 % cx->P;
+  }
+  *ldb = NR;
+  const int nvec = (int)((nr + DL_VL - 1) / DL_VL);
+  lanes_t ln[8];
+  tile_lanes(cx, j0, nr, nvec, ln);
+  const float *xg = cx->x + g * cx->Cg * HW;
+  const int64_t xend = p->N * p->C * HW;  // reads must stay in [0, xend) relative to x
+  vi lane;
+  for (int l = 0; l < DL_VL; l++) lane[l] = l;
+  for (int64_t r = 0; r < KHW; r++) {
+    // channels c with k = c*KHW + r inside [k0, k0 + kc)
+    int64_t c_lo = k0 - r <= 0 ? 0 : (k0 - r + KHW - 1) / KHW;
+    int64_t last = k0 + kc - 1 - r;
+    if (last < 0) continue;
+    int64_t c_hi = last / KHW;
+    if (c_lo > c_hi) continue;
+    int64_t kh = r / p->KW, kw = r % p->KW;
+    int32_t dh = (int32_t)(kh * p->dilation_h - p->pad_h), dw = (int32_t)(kw * p->dilation_w - p->pad_w);
+    float *d0 = dst + (c_lo * KHW + r - k0) * NR;
+    const int64_t dstep = KHW * NR, nc = c_hi - c_lo + 1;
+    const float *s0 = xg + c_lo * HW;
+    for (int v = 0; v < nvec; v++) {
+      vi ih = ln[v].ohs + dh, iw = ln[v].ows + dw;
+      vi in = ln[v].col_ok & (ih >= 0) & (ih < (int32_t)p->H) & (iw >= 0) & (iw < (int32_t)p->W);
+      vi off = ln[v].nbase + ih * (int32_t)p->W + iw;
+      int any = 0;
+      for (int l = 0; l < DL_VL; l++) any |= in[l];
+      int mode = GATHER;
+      int64_t base = off[0], span = 0;
+      if (!any) {
+        mode = ZERO;
+      } else if (p->stride_w <= 2 && all_lanes((off == off[0] + lane * (int32_t)p->stride_w) | ~ln[v].col_ok)) {
+        mode = p->stride_w == 1 ? AFFINE1 : AFFINE2;
+        span = p->stride_w == 1 ? DL_VL : 2 * DL_VL;
+        int64_t lo = base + g * cx->Cg * HW + c_lo * HW, hi = base + g * cx->Cg * HW + c_hi * HW + span;
+        if (lo < 0 || hi > xend) mode = GATHER;  // the vector read would leave x: gather the valid lanes only
+      }
+      float *d = d0 + v * DL_VL;
+      const float *s = s0;
+      switch (mode) {
+        case ZERO:
+          for (int64_t c = 0; c < nc; c++, d += dstep) vf_store(d, vf_zero());
+          break;
+        case AFFINE1:
+          for (int64_t c = 0; c < nc; c++, d += dstep, s += HW) vf_store(d, vf_and(vf_load(s + base), in));
+          break;
+        case AFFINE2:
+          for (int64_t c = 0; c < nc; c++, d += dstep, s += HW)
+            vf_store(d, vf_and(vf_even(vf_load(s + base), vf_load(s + base + DL_VL)), in));
+          break;
+        default:
+          for (int64_t c = 0; c < nc; c++, d += dstep, s += HW)
+            for (int l = 0; l < DL_VL; l++) d[l] = in[l] ? s[off[l]] : 0.0f;
+          break;
+      }
+    }
+  }
+  return dst;
+}
+
+int64_t dl_conv2d_packed_size(const dl_conv2d_params *p) {
+  int64_t G = p->groups, Og = p->O / G, K = p->C / G * p->KH * p->KW, MR = dl_gemm_mr();
+  return G * ((Og + MR - 1) / MR) * MR * K;
+}
+
+void dl_conv2d_pack(const dl_conv2d_params *p, const float *w, float *packed) {
+  int64_t G = p->groups, Og = p->O / G, K = p->C / G * p->KH * p->KW, MR = dl_gemm_mr();
+  int64_t per = ((Og + MR - 1) / MR) * MR * K;
+  for (int64_t g = 0; g < G; g++) dl_gemm_pack_a(Og, K, w + g * Og * K, K, 1, 1.0f, packed + g * per);
+}
+
+void dl_conv2d(const dl_conv2d_params *p, const float *x, const float *w, const float *packed, const float *bias,
+               const float *residual, float *y) {
+  int64_t G = p->groups, Cg = p->C / G, Og = p->O / G, P = p->OH * p->OW;
+  // The lane arithmetic is int32 and the panel classifier needs up to 8 vectors per tile.
+  if (p->N * p->C * p->H * p->W >= ((int64_t)1 << 31) - 64 || dl_gemm_nr() > 8 * DL_VL) {
+    dl_conv2d_ref(p, x, w, packed, bias, residual, y);
+    return;
+  }
+  float *own = NULL;
+  if (!packed) {
+    own = malloc((size_t)dl_conv2d_packed_size(p) * sizeof(float) + 1);
+    if (!own) {
+      dl_conv2d_ref(p, x, w, packed, bias, residual, y);
+      return;
+    }
+    dl_conv2d_pack(p, w, own);
+    packed = own;
+  }
+  conv_ctx cx = {p, x, Cg, p->H * p->W, P, p->KH * p->KW, dl_gemm_nr(), 0};
+  cx.direct_1x1 = p->KH == 1 && p->KW == 1 && p->stride_h == 1 && p->stride_w == 1 && p->pad_h == 0 &&
+                  p->pad_w == 0 && p->OH == p->H && p->OW == p->W;
+  dl_gemm_job jb = {.G = G, .M = Og, .J = p->N * P, .K = Cg * p->KH * p->KW, .ap = packed, .c = y,
+                    .c_gs = Og * P, .ldc = P, .c_ns = p->O * P, .jp = P, .res = residual, .bias = bias,
+                    .beta = 0, .relu = p->relu, .get_b = conv_get_b, .bctx = &cx};
+  dl_gemm_run(&jb);
+  free(own);
+}
+
+// Naive reference: one double accumulator per output, as the js backend.
+void dl_conv2d_ref(const dl_conv2d_params *p, const float *x, const float *w, const float *packed,
+                   const float *bias, const float *residual, float *y) {
+  (void)packed;
+  int64_t Cg = p->C / p->groups, Og = p->O / p->groups;
+  for (int64_t n = 0; n < p->N; n++) {
+    for (int64_t o = 0; o < p->O; o++) {
+      int64_t g = o / Og;
+      for (int64_t oh = 0; oh < p->OH; oh++) {
+        for (int64_t ow = 0; ow < p->OW; ow++) {
+          double acc = bias ? bias[o] : 0;
+          for (int64_t c = 0; c < Cg; c++) {
+            const float *xc = x + (n * p->C + g * Cg + c) * p->H * p->W;
+            const float *wc = w + (o * Cg + c) * p->KH * p->KW;
+            for (int64_t kh = 0; kh < p->KH; kh++) {
+              int64_t ih = oh * p->stride_h - p->pad_h + kh * p->dilation_h;
+              if (ih < 0 || ih >= p->H) continue;
+              for (int64_t kw = 0; kw < p->KW; kw++) {
+                int64_t iw = ow * p->stride_w - p->pad_w + kw * p->dilation_w;
+                if (iw < 0 || iw >= p->W) continue;
+                acc += (double)wc[kh * p->KW + kw] * xc[ih * p->W + iw];
+              }
+            }
+          }
+          int64_t yi = ((n * p->O + o) * p->OH + oh) * p->OW + ow;
+          if (residual) acc += residual[yi];
+          if (p->relu && !(acc > 0) && acc == acc) acc = 0;
+          y[yi] = (float)acc;
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,374 @@
+// gemm.c: the blocked GEMM that convolution (conv.c) and dl_gemm share, and dl_gemm itself.
+//
+// C (M, J) = A (M, K) x B (K, J), BLIS-style: A is packed into row panels of MR rows ([K][MR], broadcast one
+// scalar at a time), B into column tiles of NR = NV*VL columns ([KC][NR], loaded as NV vectors). The microkernel
+// keeps an MR x NR tile of C in MR*NV vector registers (AVX-512: 8 x 48 = 24 zmm) and does MR*NV FMAs per k with
+// NV vector loads and MR embedded broadcasts. MR = 8 divides every ResNet channel count (64..2048); the column
+// count is (image, pixel) flattened, so tails are rare. Loops, outer to inner: the caller's thread share ->
+// column chunks of NCT tiles (B chunk stays in L2) -> K blocks of <= KC (A panel stays in L1) -> row panels ->
+// column tiles. Partial sums of C go to C itself between K blocks; the epilogue (bias, residual, relu) runs when
+// the last K block stores its tile.
+//
+// A is (M,K), B is (K,J), C is (M,J) per group (see dl_gemm_job in kernels.h for the C layout).
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "../simd.h"
+#include "kernels.h"
+
+#ifndef DL_MR
+#if DL_VL == 16
+#define DL_MR 8
+#define DL_NV 3
+#elif DL_VL >= 4
+#define DL_MR 6
+#define DL_NV 2
+#else
+#define DL_MR 4
+#define DL_NV 2
+#endif
+#endif
+#define MR DL_MR
+#define NV DL_NV
+#define NR (NV * DL_VL)
+#define KC_MAX 256            // one A panel (MR x KC floats = 8 KB) in L1
+#define L2_B_BYTES (320 << 10) // one thread's B chunk (KC x NCT*NR floats) in L2
+
+int64_t dl_gemm_mr(void) { return MR; }
+int64_t dl_gemm_nr(void) { return NR; }
+
+typedef struct {
+  float beta;         // 0: C is not read; 1: C += A B; else C = beta C + A B
+  int last;           // apply bias / residual / relu
+  int relu;
+  const float *bias;  // MR row values, or NULL
+  const float *res;   // residual tile (row stride ldc), or NULL
+} tile_ep;
+
+// c (MR x nv*VL, row stride ldc) = epilogue(beta*c + sum_k a[k*MR + i] * b[k*ldb + :]).
+DL_INLINE void ukernel(const int nv, int64_t kc, const float *restrict a, const float *restrict b, int64_t ldb,
+                       float *restrict c, int64_t ldc, const tile_ep *ep) {
+  vf acc[MR][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+    for (int v = 0; v < nv; v++) acc[i][v] = vf_zero();
+  for (int64_t k = 0; k < kc; k++) {
+    vf bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < nv; v++) bv[v] = vf_load(b + v * DL_VL);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+      for (int v = 0; v < nv; v++) acc[i][v] = a[i] * bv[v] + acc[i][v];
+    a += MR;
+    b += ldb;
+  }
+  const float beta = ep->beta;
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; i++) {
+#pragma GCC unroll 4
+    for (int v = 0; v < nv; v++) {
+      float *cp = c + i * ldc + v * DL_VL;
+      vf r = acc[i][v];
+      if (beta == 1.0f) r += vf_load(cp);
+      else if (beta != 0.0f) r += beta * vf_load(cp);
+      if (ep->last) {
+        if (ep->bias) r += ep->bias[i];
+        if (ep->res) r += vf_load(ep->res + i * ldc + v * DL_VL);
+        if (ep->relu) r = vf_relu(r);
+      }
+      vf_store(cp, r);
+    }
+  }
+}
+
+typedef void (*ukernel_fn)(int64_t, const float *, const float *, int64_t, float *, int64_t, const tile_ep *);
+#define UKERNEL_NV(n)                                                                                        \
+  static void ukernel_##n(int64_t kc, const float *a, const float *b, int64_t ldb, float *c, int64_t ldc,    \
+                          const tile_ep *ep) {                                                               \
+    ukernel(n, kc, a, b, ldb, c, ldc, ep);                                                                   \
+  }
+UKERNEL_NV(1)
+#if NV >= 2
+UKERNEL_NV(2)
+#endif
+#if NV >= 3
+UKERNEL_NV(3)
+#endif
+#if NV >= 4
+UKERNEL_NV(4)
+#endif
+static const ukernel_fn ukernels[5] = {
+  NULL, ukernel_1,
+#if NV >= 2
+  ukernel_2,
+#endif
+#if NV >= 3
+  ukernel_3,
+#endif
+#if NV >= 4
+  ukernel_4,
+#endif
+};
+
+void dl_gemm_pack_a(int64_t M, int64_t K, const float *a, int64_t rs, int64_t cs, float alpha, float *ap) {
+  for (int64_t m0 = 0; m0 < M; m0 += MR) {
+    int64_t mr = M - m0 < MR ? M - m0 : MR;
+    float *dst = ap + m0 * K;
+    for (int64_t k = 0; k < K; k++) {
+      for (int64_t i = 0; i < mr; i++) dst[k * MR + i] = alpha * a[(m0 + i) * rs + k * cs];
+      for (int64_t i = mr; i < MR; i++) dst[k * MR + i] = 0;
+    }
+  }
+}
+
+// ---- driver ---------------------------------------------------------------------------------------------------
+
+typedef struct {
+  const dl_gemm_job *job;
+  int64_t nmp, nt;      // row panels per group, column tiles per group
+  int64_t kc, nkb, nct; // K block, K blocks, tiles per column chunk
+  int tm, nth;          // thread grid: tm row groups x (nth / tm) column groups
+} plan_t;
+
+/** One MR x NR tile at row m0 (mr valid rows), column j0 (nr valid columns) of group g. */
+static void run_tile(const plan_t *pl, int64_t g, int64_t m0, int64_t mr, int64_t j0, int64_t nr, int64_t kc,
+                     const float *a, const float *b, int64_t ldb, tile_ep ep) {
+  const dl_gemm_job *jb = pl->job;
+  int64_t n0 = j0 / jb->jp, p0 = j0 % jb->jp;
+  int64_t cbase = g * jb->c_gs + m0 * jb->ldc;
+  if (mr == MR && nr == NR && p0 + NR <= jb->jp) {
+    int64_t off = cbase + n0 * jb->c_ns + p0;
+    if (ep.last && jb->res) ep.res = jb->res + off;
+    ukernels[NV](kc, a, b, ldb, jb->c + off, jb->ldc, &ep);
+    return;
+  }
+  // Edge tile: gather C (and the residual) into a dense tile, run, scatter back the valid part.
+  float tmp[MR * NR], rtmp[MR * NR], btmp[MR];
+  int64_t off[NR];
+  for (int64_t jj = 0; jj < nr; jj++) off[jj] = ((j0 + jj) / jb->jp) * jb->c_ns + (j0 + jj) % jb->jp;
+  memset(tmp, 0, sizeof tmp);
+  if (ep.beta != 0)
+    for (int64_t i = 0; i < mr; i++)
+      for (int64_t jj = 0; jj < nr; jj++) tmp[i * NR + jj] = jb->c[cbase + i * jb->ldc + off[jj]];
+  if (ep.last && jb->res) {
+    memset(rtmp, 0, sizeof rtmp);
+    for (int64_t i = 0; i < mr; i++)
+      for (int64_t jj = 0; jj < nr; jj++) rtmp[i * NR + jj] = jb->res[cbase + i * jb->ldc + off[jj]];
+    ep.res = rtmp;
+  }
+  if (ep.bias && mr < MR) {
+    for (int64_t i = 0; i < MR; i++) btmp[i] = i < mr ? ep.bias[i] : 0;
+    ep.bias = btmp;
+  }
+  ukernels[(nr + DL_VL - 1) / DL_VL](kc, a, b, ldb, tmp, NR, &ep);
+  for (int64_t i = 0; i < mr; i++)
+    for (int64_t jj = 0; jj < nr; jj++) jb->c[cbase + i * jb->ldc + off[jj]] = tmp[i * NR + jj];
+}
+
+static void gemm_task(void *arg, int ith, int nth) {
+  const plan_t *pl = arg;
+  const dl_gemm_job *jb = pl->job;
+  int tm = nth == pl->nth ? pl->tm : 1, tn = nth / tm;
+  int64_t mp0, mp1, t0, t1;
+  dl_split(pl->nmp, ith % tm, tm, &mp0, &mp1);
+  dl_split(jb->G * pl->nt, ith / tm, tn, &t0, &t1);
+  float *bbuf = dl_scratch((size_t)(pl->nct * pl->kc * NR) * sizeof(float) + 64);
+  const float *bp[pl->nct];
+  int64_t ldb[pl->nct];
+  for (int64_t t = t0; t < t1;) {
+    int64_t g = t / pl->nt, te = (g + 1) * pl->nt < t1 ? (g + 1) * pl->nt : t1;
+    for (int64_t cs = t; cs < te; cs += pl->nct) {
+      int64_t ce = cs + pl->nct < te ? cs + pl->nct : te;
+      for (int64_t kb = 0; kb < pl->nkb; kb++) {
+        int64_t k0 = kb * pl->kc, kc = jb->K - k0 < pl->kc ? jb->K - k0 : pl->kc;
+        for (int64_t tt = cs; tt < ce; tt++) {
+          int64_t j0 = (tt - g * pl->nt) * NR, nr = jb->J - j0 < NR ? jb->J - j0 : NR;
+          bp[tt - cs] = jb->get_b(jb->bctx, g, j0, nr, k0, kc, bbuf + (tt - cs) * pl->kc * NR, &ldb[tt - cs]);
+        }
+        tile_ep ep = {kb == 0 ? jb->beta : 1.0f, kb == pl->nkb - 1, jb->relu, NULL, NULL};
+        for (int64_t mp = mp0; mp < mp1; mp++) {
+          int64_t m0 = mp * MR, mr = jb->M - m0 < MR ? jb->M - m0 : MR;
+          const float *a = jb->ap + ((g * pl->nmp + mp) * jb->K + k0) * MR;
+          ep.bias = ep.last && jb->bias ? jb->bias + g * jb->M + m0 : NULL;
+          for (int64_t tt = cs; tt < ce; tt++) {
+            int64_t j0 = (tt - g * pl->nt) * NR, nr = jb->J - j0 < NR ? jb->J - j0 : NR;
+            run_tile(pl, g, m0, mr, j0, nr, kc, a, bp[tt - cs], ldb[tt - cs], ep);
+          }
+        }
+      }
+    }
+    t = te;
+  }
+}
+
+void dl_gemm_run(const dl_gemm_job *jb) {
+  if (jb->G <= 0 || jb->M <= 0 || jb->J <= 0 || jb->K <= 0) return;
+  plan_t pl = {.job = jb};
+  pl.nmp = (jb->M + MR - 1) / MR;
+  pl.nt = (jb->J + NR - 1) / NR;
+  pl.nkb = (jb->K + KC_MAX - 1) / KC_MAX;
+  pl.kc = (jb->K + pl.nkb - 1) / pl.nkb;
+  pl.nct = L2_B_BYTES / (pl.kc * NR * 4);
+  if (pl.nct < 1) pl.nct = 1;
+  // Threads: at least ~1 M multiply-adds each. Then the thread grid with the least tiles per thread; ties go to
+  // splitting columns (each thread packs only its own B; splitting rows makes every row group pack all of B).
+  double macs = (double)jb->G * (double)(pl.nmp * MR) * (double)(pl.nt * NR) * (double)jb->K;
+  int nth = dl_threads_for((int64_t)(macs / (1 << 20)), 1);
+  pl.nth = nth;
+  pl.tm = 1;
+  int64_t T = jb->G * pl.nt, best = -1;
+  for (int tm = 1; tm <= nth; tm++) {
+    if (nth % tm) continue;
+    int tn = nth / tm;
+    int64_t cost = ((pl.nmp + tm - 1) / tm) * ((T + tn - 1) / tn);
+    if (best < 0 || cost < best) best = cost, pl.tm = tm;
+  }
+  dl_parallel(gemm_task, &pl, nth);
+}
+
+// ---- dl_gemm --------------------------------------------------------------------------------------------------
+
+typedef struct {
+  const float *B;
+  int64_t N, K;
+  int trans_b, direct;
+} gemm_b_ctx;
+
+static const float *gemm_get_b(const void *vctx, int64_t g, int64_t j0, int64_t nr, int64_t k0, int64_t kc,
+                               float *dst, int64_t *ldb) {
+  const gemm_b_ctx *cx = vctx;
+  (void)g;
+  if (!cx->trans_b) {
+    const float *src = cx->B + k0 * cx->N + j0;
+    if (cx->direct && nr == NR) {
+      *ldb = cx->N;
+      return src;
+    }
+    for (int64_t kk = 0; kk < kc; kk++, src += cx->N) {
+      if (nr == NR)
+        for (int v = 0; v < NV; v++) vf_store(dst + kk * NR + v * DL_VL, vf_load(src + v * DL_VL));
+      else
+        for (int64_t jj = 0; jj < NR; jj++) dst[kk * NR + jj] = jj < nr ? src[jj] : 0;
+    }
+  } else {
+    for (int64_t jj = 0; jj < NR; jj++) {
+      if (jj >= nr) {
+        for (int64_t kk = 0; kk < kc; kk++) dst[kk * NR + jj] = 0;
+        continue;
+      }
+      const float *src = cx->B + (j0 + jj) * cx->K + k0;
+      for (int64_t kk = 0; kk < kc; kk++) dst[kk * NR + jj] = src[kk];
+    }
+  }
+  *ldb = NR;
+  return dst;
+}
+
+// Skinny products (M or N <= 4): dot products of K-contiguous rows, which reads the big operand once instead
+// of packing it. X (nx <= 4 rows) . Y (ny <= 4 rows) -> out[i][j] = sum_k X[i][k] Y[j][k].
+typedef struct {
+  const float *X, *Y;   // X rows = op(A) rows (M of them) or op(B) columns, see `swap`
+  int64_t nx, ny, K;
+  float alpha, beta;
+  float *C;
+  int64_t N;
+  int swap;             // 0: X = op(A) rows, Y = op(B)^T rows; 1: the other way round (M > 4, N <= 4)
+} skinny_ctx;
+
+static void skinny_task(void *arg, int ith, int nth) {
+  const skinny_ctx *s = arg;
+  int64_t lo, hi;
+  dl_split((s->ny + 3) / 4, ith, nth, &lo, &hi);
+  for (int64_t yb = lo * 4; yb < hi * 4 && yb < s->ny; yb += 4) {
+    const float *xr[4], *yr[4];
+    for (int i = 0; i < 4; i++) xr[i] = s->X + (i < s->nx ? i : 0) * s->K;
+    for (int j = 0; j < 4; j++) yr[j] = s->Y + (yb + j < s->ny ? yb + j : yb) * s->K;
+    vf acc[4][4];
+    for (int i = 0; i < 4; i++)
+      for (int j = 0; j < 4; j++) acc[i][j] = vf_zero();
+    int64_t k = 0;
+    for (; k + DL_VL <= s->K; k += DL_VL) {
+      vf yv[4];
+      for (int j = 0; j < 4; j++) yv[j] = vf_load(yr[j] + k);
+      for (int i = 0; i < 4; i++) {
+        vf xv = vf_load(xr[i] + k);
+        for (int j = 0; j < 4; j++) acc[i][j] = xv * yv[j] + acc[i][j];
+      }
+    }
+    for (int i = 0; i < s->nx; i++) {
+      for (int j = 0; j < 4 && yb + j < s->ny; j++) {
+        float sum = vf_hsum(acc[i][j]);
+        for (int64_t kk = k; kk < s->K; kk++) sum += xr[i][kk] * yr[j][kk];
+        float *cp = s->swap ? &s->C[(yb + j) * s->N + i] : &s->C[i * s->N + yb + j];
+        *cp = s->alpha * sum + (s->beta == 0 ? 0 : s->beta * *cp);
+      }
+    }
+  }
+}
+
+/** Rows of op(X) as a K-contiguous (R x K) matrix: X itself, or a transposed copy in *tmp (NULL on OOM). */
+static const float *k_contiguous(const float *X, int64_t R, int64_t K, int trans, float **tmp) {
+  *tmp = NULL;
+  if (!trans) return X;  // X is (R, K)
+  float *t = malloc((size_t)(R * K) * sizeof(float) + 1);
+  if (!t) return NULL;
+  for (int64_t k = 0; k < K; k++)
+    for (int64_t r = 0; r < R; r++) t[r * K + k] = X[k * R + r];
+  *tmp = t;
+  return t;
+}
+
+void dl_gemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+             const float *B, float beta, float *C) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    for (int64_t i = 0; i < M * N; i++) C[i] = beta == 0 ? 0 : beta * C[i];
+    return;
+  }
+  if (M <= 4 || N <= 4) {
+    float *ta = NULL, *tb = NULL;
+    const float *ar = k_contiguous(A, M, K, trans_a, &ta);   // op(A) rows
+    const float *bc = k_contiguous(B, N, K, !trans_b, &tb);  // op(B) columns
+    if (ar && bc) {
+      skinny_ctx s = {ar, bc, M, N, K, alpha, beta, C, N, 0};
+      if (M > 4) s = (skinny_ctx){bc, ar, N, M, K, alpha, beta, C, N, 1};
+      dl_parallel(skinny_task, &s, dl_threads_for(s.ny * K / 4, 1 << 16));
+    } else {
+      dl_gemm_ref(trans_a, trans_b, M, N, K, alpha, A, B, beta, C);
+    }
+    free(ta);
+    free(tb);
+    return;
+  }
+  int64_t nmp = (M + MR - 1) / MR;
+  float *ap = malloc((size_t)(nmp * MR * K) * sizeof(float));
+  if (!ap) {
+    dl_gemm_ref(trans_a, trans_b, M, N, K, alpha, A, B, beta, C);
+    return;
+  }
+  dl_gemm_pack_a(M, K, A, trans_a ? 1 : K, trans_a ? M : 1, alpha, ap);
+  gemm_b_ctx bc = {B, N, K, trans_b, M <= MR};
+  dl_gemm_job jb = {.G = 1, .M = M, .J = N, .K = K, .ap = ap, .c = C, .c_gs = 0, .ldc = N, .c_ns = 0, .jp = N,
+                    .res = NULL, .bias = NULL, .beta = beta, .relu = 0, .get_b = gemm_get_b, .bctx = &bc};
+  dl_gemm_run(&jb);
+  free(ap);
+}
+
+// Naive reference: one double accumulator per output, as the js backend.
+void dl_gemm_ref(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                 const float *B, float beta, float *C) {
+  for (int64_t m = 0; m < M; m++) {
+    for (int64_t n = 0; n < N; n++) {
+      double s = 0;
+      for (int64_t k = 0; k < K; k++) {
+        double a = trans_a ? A[k * M + m] : A[m * K + k];
+        double b = trans_b ? B[n * K + k] : B[k * N + n];
+        s += a * b;
+      }
+      C[m * N + n] = (float)((double)alpha * s + (beta == 0 ? 0.0 : (double)beta * C[m * N + n]));
+    }
+  }
+}

@@ -1,0 +1,127 @@
+// kernels.h: what the kernel files share (internal; not part of the ABI in include/dl.h).
+//
+// binding.gyp compiles every csrc/kernels/*.c once per SIMD level with -DDL_ISA=<level> and that level's -march.
+// Inside such a build the public names are renamed with a suffix (dl_conv2d -> dl_conv2d_avx512) by the macros
+// below, so the kernel files read as plain `dl_conv2d` / `dl_conv2d_ref` while several builds link into one addon.
+// The un-suffixed names in dl.h are the dispatching wrappers in csrc/dispatch.c, which call through the table of
+// the level in use (dl_kernel_table, one per build, defined in kernels/table.c).
+
+#ifndef DL_KERNELS_H
+#define DL_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef DL_ISA
+#define DL_CAT2(a, b) a##_##b
+#define DL_CAT(a, b) DL_CAT2(a, b)
+#define DL_RENAME(f) DL_CAT(f, DL_ISA)
+#define dl_conv2d_packed_size DL_RENAME(dl_conv2d_packed_size)
+#define dl_conv2d_pack DL_RENAME(dl_conv2d_pack)
+#define dl_conv2d DL_RENAME(dl_conv2d)
+#define dl_conv2d_ref DL_RENAME(dl_conv2d_ref)
+#define dl_gemm DL_RENAME(dl_gemm)
+#define dl_gemm_ref DL_RENAME(dl_gemm_ref)
+#define dl_gemm_run DL_RENAME(dl_gemm_run)
+#define dl_gemm_mr DL_RENAME(dl_gemm_mr)
+#define dl_gemm_nr DL_RENAME(dl_gemm_nr)
+#define dl_gemm_pack_a DL_RENAME(dl_gemm_pack_a)
+#define dl_batchnorm DL_RENAME(dl_batchnorm)
+#define dl_batchnorm_ref DL_RENAME(dl_batchnorm_ref)
+#define dl_batchnorm_stats DL_RENAME(dl_batchnorm_stats)
+#define dl_batchnorm_stats_ref DL_RENAME(dl_batchnorm_stats_ref)
+#define dl_maxpool2d DL_RENAME(dl_maxpool2d)
+#define dl_maxpool2d_ref DL_RENAME(dl_maxpool2d_ref)
+#define dl_adaptive_avgpool2d DL_RENAME(dl_adaptive_avgpool2d)
+#define dl_adaptive_avgpool2d_ref DL_RENAME(dl_adaptive_avgpool2d_ref)
+#define dl_relu DL_RENAME(dl_relu)
+#define dl_relu_ref DL_RENAME(dl_relu_ref)
+#define dl_add DL_RENAME(dl_add)
+#define dl_add_ref DL_RENAME(dl_add_ref)
+#endif
+
+#include "../include/dl.h"
+
+/** One SIMD level's kernels. `ref` tables point every op at its naive version. */
+typedef struct dl_kernel_table {
+  const char *name;
+  int64_t (*conv2d_packed_size)(const dl_conv2d_params *p);
+  void (*conv2d_pack)(const dl_conv2d_params *p, const float *w, float *packed);
+  void (*conv2d)(const dl_conv2d_params *p, const float *x, const float *w, const float *packed,
+                 const float *bias, const float *residual, float *y);
+  void (*gemm)(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+               const float *A, const float *B, float beta, float *C);
+  void (*batchnorm)(const float *x, int64_t N, int64_t C, int64_t HW, const float *mean, const float *var,
+                    const float *weight, const float *bias, double eps, int relu, float *y);
+  void (*batchnorm_stats)(const float *x, int64_t N, int64_t C, int64_t HW, float *mean, float *var);
+  void (*maxpool2d)(const dl_pool2d_params *p, const float *x, float *y, int32_t *indices);
+  void (*adaptive_avgpool2d)(const float *x, int64_t N, int64_t C, int64_t H, int64_t W, int64_t OH, int64_t OW, float *y);
+  void (*relu)(const float *x, float *y, int64_t n);
+  void (*add)(const float *a, const float *b, float *y, int64_t n, int relu);
+} dl_kernel_table;
+
+// ---- thread pool (threadpool.c; shared by every build) --------------------------------------------------------
+
+typedef void (*dl_task_fn)(void *ctx, int ith, int nth);
+
+/**
+ * Run fn(ctx, ith, nth) for ith in [0, nth) on the pool (the caller runs ith 0) and return when all are done.
+ * nth is clamped to dl_num_threads(). Tasks must split their work by (ith, nth) alone: when another thread is
+ * already using the pool, this runs fn(ctx, 0, 1) on the caller.
+ */
+void dl_parallel(dl_task_fn fn, void *ctx, int nth);
+
+/** A 64-byte-aligned buffer of at least `bytes`, private to the calling thread, valid until its next call. */
+void *dl_scratch(size_t bytes);
+
+/** Threads worth using for `work` units when one thread should get at least `grain` of them. */
+static inline int dl_threads_for(int64_t work, int64_t grain) {
+  int n = dl_num_threads();
+  int64_t want = grain > 0 ? work / grain : n;
+  if (want < 1) want = 1;
+  return want < n ? (int)want : n;
+}
+
+/** [lo, hi) of the ith of nth near-equal parts of [0, n). */
+static inline void dl_split(int64_t n, int ith, int nth, int64_t *lo, int64_t *hi) {
+  *lo = n * ith / nth;
+  *hi = n * (ith + 1) / nth;
+}
+
+// ---- blocked GEMM driver (gemm.c; used by conv.c) -------------------------------------------------------------
+
+/**
+ * Fills the KC x NR panel for columns [j0, j0+nr) and reduction rows [k0, k0+kc) of group g's B matrix:
+ * dst[kk*NR + jj] (columns nr..NR-1 may hold anything). Or, instead of packing, returns a pointer to B laid out
+ * as rows of stride *ldb (then dst is unused). Returns dst when it packed (and sets *ldb = NR).
+ */
+typedef const float *(*dl_get_b_fn)(const void *ctx, int64_t g, int64_t j0, int64_t nr, int64_t k0, int64_t kc,
+                                    float *dst, int64_t *ldb);
+
+/**
+ * Per group g: C_g (M x J) = beta * C_g + A_g (M x K) B_g (K x J), then epilogue relu?(. + bias[g*M+m] + R).
+ * A is pre-packed (dl_gemm_pack_a layout). Element (g, m, j) of C (and of R) lives at
+ * c[g*c_gs + m*ldc + (j / jp)*c_ns + j % jp]; this lets a convolution's column index run over (image, pixel).
+ */
+typedef struct dl_gemm_job {
+  int64_t G, M, J, K;
+  const float *ap;
+  float *c;
+  int64_t c_gs, ldc, c_ns, jp;
+  const float *res;
+  const float *bias;
+  float beta;
+  int relu;
+  dl_get_b_fn get_b;
+  const void *bctx;
+} dl_gemm_job;
+
+/** Row-panel height and column-tile width of this build's microkernel. */
+int64_t dl_gemm_mr(void);
+int64_t dl_gemm_nr(void);
+/** Pack A (M x K, element (m,k) at a[m*rs + k*cs]) times alpha into ceil(M/MR) panels of [K][MR], zero-padded. */
+void dl_gemm_pack_a(int64_t M, int64_t K, const float *a, int64_t rs, int64_t cs, float alpha, float *ap);
+/** Run the job on the pool. */
+void dl_gemm_run(const dl_gemm_job *job);
+
+#endif  // DL_KERNELS_H

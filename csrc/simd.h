@@ -1,0 +1,82 @@
+// simd.h: the one SIMD layer. Kernels are written once against `vf`, a GCC/Clang vector of DL_VL floats, and end
+// with a scalar tail loop. DL_VL follows the flags the translation unit is compiled with (binding.gyp builds
+// csrc/kernels/ once per level): 16 with AVX-512, 8 with AVX2+FMA, 4 with NEON or WASM SIMD, else 1 (plain scalar
+// code through the same source). Only things vector extensions cannot say live here as small helpers.
+//
+// Idioms (PERFORMANCE.md §4.3): broadcast as `s * v` so the compiler emits an FMA with an embedded broadcast;
+// accumulators in local arrays with compile-time bounds; selects in the mask form, never `(vf){} + s` (it turns
+// -0 into +0).
+
+#ifndef DL_SIMD_H
+#define DL_SIMD_H
+
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__AVX512F__)
+#define DL_VL 16
+#elif defined(__AVX2__) && defined(__FMA__)
+#define DL_VL 8
+#elif defined(__ARM_NEON) || defined(__wasm_simd128__)
+#define DL_VL 4
+#else
+#define DL_VL 1
+#endif
+
+typedef float vf __attribute__((vector_size(DL_VL * 4)));
+typedef int32_t vi __attribute__((vector_size(DL_VL * 4)));
+typedef double vd __attribute__((vector_size(DL_VL * 8)));
+// The same vectors with 4-byte alignment: loads and stores through these never assume 64-byte alignment
+// (TypedArray storage is not aligned that far).
+typedef float vf_u __attribute__((vector_size(DL_VL * 4), aligned(4)));
+typedef int32_t vi_u __attribute__((vector_size(DL_VL * 4), aligned(4)));
+
+#define DL_INLINE static inline __attribute__((always_inline))
+
+DL_INLINE vf vf_load(const float *p) { return *(const vf_u *)p; }
+DL_INLINE void vf_store(float *p, vf v) { *(vf_u *)p = v; }
+DL_INLINE vf vf_zero(void) { return (vf){0}; }
+/** Every lane = s (s - 0 is exact for every s, -0 included). */
+DL_INLINE vf vf_splat(float s) { return s - (vf){0}; }
+DL_INLINE vf vf_and(vf v, vi mask) { return (vf)((vi)v & mask); }
+DL_INLINE vf vf_select(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)b & ~mask)); }
+/** max(v, 0) with NaN kept: lanes that are > 0 or NaN pass, the rest (including -0) become +0. */
+DL_INLINE vf vf_relu(vf v) { return vf_and(v, (v > 0) | (v != v)); }
+/** PyTorch's max step: take v when v > best or v is NaN. */
+DL_INLINE vf vf_max_nan(vf best, vf v) { return vf_select((v > best) | (v != v), v, best); }
+
+DL_INLINE float vf_hsum(vf v) {
+  float s = 0;
+  for (int l = 0; l < DL_VL; l++) s += v[l];
+  return s;
+}
+
+DL_INLINE vd vf_to_vd(vf v) { return __builtin_convertvector(v, vd); }
+
+DL_INLINE double vd_hsum(vd v) {
+  double s = 0;
+  for (int l = 0; l < DL_VL; l++) s += v[l];
+  return s;
+}
+
+/** Lanes 0, 2, 4, ... of the 2*DL_VL floats a:b (de-interleave for stride-2 reads). */
+DL_INLINE vf vf_even(vf a, vf b) {
+#if DL_VL == 1
+  (void)b;
+  return a;
+#elif defined(__clang__)
+#if DL_VL == 4
+  return __builtin_shufflevector(a, b, 0, 2, 4, 6);
+#elif DL_VL == 8
+  return __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14);
+#else
+  return __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+#endif
+#else
+  vi idx;
+  for (int l = 0; l < DL_VL; l++) idx[l] = 2 * l;
+  return __builtin_shuffle(a, b, idx);
+#endif
+}
+
+#endif  // DL_SIMD_H
