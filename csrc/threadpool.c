@@ -82,10 +82,14 @@ static int spin_while_gen(unsigned seen, int64_t budget_ns) {
   }
 }
 
+// The generation current when worker i was started: it must not read pool.gen itself, because the job that
+// started it may already be published by the time it runs.
+static unsigned start_gen[DL_MAX_THREADS];
+
 static void *worker_main(void *arg) {
   int ith = (int)(intptr_t)arg;
   set_ftz_daz();
-  unsigned seen = atomic_load(&pool.gen);
+  unsigned seen = start_gen[ith];
   for (;;) {
     if (!spin_while_gen(seen, WORKER_SPIN_NS)) {
       pthread_mutex_lock(&pool.mu);
@@ -131,6 +135,7 @@ static int ensure_workers(int n) {
   while (pool.nworkers + 1 < n) {
     pthread_t t;
     pthread_attr_t attr;
+    start_gen[pool.nworkers + 1] = atomic_load(&pool.gen);
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     int ok = pthread_create(&t, &attr, worker_main, (void *)(intptr_t)(pool.nworkers + 1)) == 0;

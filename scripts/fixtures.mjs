@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Makes the PyTorch fixtures the tests compare against: runs every scripts/fixtures/make_*.py with Debian's
 // /usr/bin/python3 (python3-torch 1.13, python3-torchvision 0.14) into tests/fixtures/gen/<name>/. A stamp (hash of
-// the maker, common.py and the torch version) skips makers whose output is current. A missing torch is an error,
+// the maker, the shared modules beside it and the torch version) skips makers whose output is current. A missing torch is an error,
 // never a skip: the parity tests must run.
 //   node scripts/fixtures.mjs [--force] [name ...]
 
@@ -28,8 +28,10 @@ try {
   process.exit(1);
 }
 
-const common = readFileSync(join(dir, 'common.py'));
 const makers = readdirSync(dir).filter((f) => /^make_\w+\.py$/.test(f)).sort();
+// every shared module (common.py, hf_reference.py, ...) can change any maker's output: hash them all into each stamp
+const shared = readdirSync(dir).filter((f) => f.endsWith('.py') && !makers.includes(f)).sort();
+const common = Buffer.concat(shared.map((f) => Buffer.concat([Buffer.from(f), readFileSync(join(dir, f))])));
 let failed = 0;
 for (const f of makers) {
   const name = f.slice(5, -3);

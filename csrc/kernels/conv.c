@@ -156,10 +156,10 @@ void dl_conv2d(const dl_conv2d_params *p, const float *x, const float *w, const 
   }
   conv_ctx cx = {p, x, Cg, p->H * p->W, P, p->KH * p->KW, dl_gemm_nr(), 0};
   cx.direct_1x1 = p->KH == 1 && p->KW == 1 && p->stride_h == 1 && p->stride_w == 1 && p->pad_h == 0 &&
-                  p->pad_w == 0 && p->OH == p->H && p->OW == p->W;
+                  p->pad_w == 0 && p->OH == p->H && p->OW == p->W && !getenv("DL_NODIRECT");
   dl_gemm_job jb = {.G = G, .M = Og, .J = p->N * P, .K = Cg * p->KH * p->KW, .ap = packed, .c = y,
-                    .c_gs = Og * P, .ldc = P, .c_ns = p->O * P, .jp = P, .res = residual, .bias = bias,
-                    .beta = 0, .relu = p->relu, .get_b = conv_get_b, .bctx = &cx};
+                    .c_gs = Og * P, .ldc = P, .c_ns = p->O * P, .jp = P, .res = residual, .res_scale = 1.0f,
+                    .bias = bias, .relu = p->relu, .get_b = conv_get_b, .bctx = &cx};
   dl_gemm_run(&jb);
   free(own);
 }

@@ -32,23 +32,38 @@
 #define MR DL_MR
 #define NV DL_NV
 #define NR (NV * DL_VL)
-#define KC_MAX 256            // one A panel (MR x KC floats = 8 KB) in L1
-#define L2_B_BYTES (320 << 10) // one thread's B chunk (KC x NCT*NR floats) in L2
+#define KC_MAX 512             // one A panel (MR x KC floats = 16 KB) in L1
+#define L2_BYTES (512 << 10)   // one thread's B chunk and partial sums of C in L2 (1 MB per core)
 
 int64_t dl_gemm_mr(void) { return MR; }
 int64_t dl_gemm_nr(void) { return NR; }
 
 typedef struct {
-  float beta;         // 0: C is not read; 1: C += A B; else C = beta C + A B
-  int last;           // apply bias / residual / relu
+  const float *cin;    // partial sums to add (dense MR x NR tile), or NULL
+  float *out;          // where the tile goes
+  int64_t ldo;         // row stride of out (and of res)
+  int last;            // 0: store raw sums; 1: apply the epilogue below
   int relu;
-  const float *bias;  // MR row values, or NULL
-  const float *res;   // residual tile (row stride ldc), or NULL
-} tile_ep;
+  const float *bias;   // MR row values, or NULL
+  const float *res;    // tile added as rscale * res (residual, or gemm's C), or NULL; may alias out
+  float rscale;
+} tile_io;
 
-// c (MR x nv*VL, row stride ldc) = epilogue(beta*c + sum_k a[k*MR + i] * b[k*ldb + :]).
+// out (MR x nv*VL) = epilogue(cin + sum_k a[k*MR + i] * b[k*ldb + :]).
 DL_INLINE void ukernel(const int nv, int64_t kc, const float *restrict a, const float *restrict b, int64_t ldb,
-                       float *restrict c, int64_t ldc, const tile_ep *ep) {
+                       const tile_io *io) {
+  const int64_t ldo = io->ldo;
+  float *out = io->out;
+  // The output tile (and the residual) are touched only after the k loop: start fetching them now. Their rows
+  // lie far apart (one per output channel), which the hardware prefetchers do not follow.
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; i++) {
+#pragma GCC unroll 4
+    for (int v = 0; v < nv; v++) {
+      __builtin_prefetch(out + i * ldo + v * DL_VL, 1, 3);
+      if (io->res) __builtin_prefetch(io->res + i * ldo + v * DL_VL, 0, 3);
+    }
+  }
   vf acc[MR][NV];
 #pragma GCC unroll 16
   for (int i = 0; i < MR; i++)
@@ -65,30 +80,26 @@ DL_INLINE void ukernel(const int nv, int64_t kc, const float *restrict a, const 
     a += MR;
     b += ldb;
   }
-  const float beta = ep->beta;
 #pragma GCC unroll 16
   for (int i = 0; i < MR; i++) {
 #pragma GCC unroll 4
     for (int v = 0; v < nv; v++) {
-      float *cp = c + i * ldc + v * DL_VL;
       vf r = acc[i][v];
-      if (beta == 1.0f) r += vf_load(cp);
-      else if (beta != 0.0f) r += beta * vf_load(cp);
-      if (ep->last) {
-        if (ep->bias) r += ep->bias[i];
-        if (ep->res) r += vf_load(ep->res + i * ldc + v * DL_VL);
-        if (ep->relu) r = vf_relu(r);
+      if (io->cin) r += vf_load(io->cin + i * NR + v * DL_VL);
+      if (io->last) {
+        if (io->bias) r += io->bias[i];
+        if (io->res) r += io->rscale * vf_load(io->res + i * ldo + v * DL_VL);
+        if (io->relu) r = vf_relu(r);
       }
-      vf_store(cp, r);
+      vf_store(out + i * ldo + v * DL_VL, r);
     }
   }
 }
 
-typedef void (*ukernel_fn)(int64_t, const float *, const float *, int64_t, float *, int64_t, const tile_ep *);
+typedef void (*ukernel_fn)(int64_t, const float *, const float *, int64_t, const tile_io *);
 #define UKERNEL_NV(n)                                                                                        \
-  static void ukernel_##n(int64_t kc, const float *a, const float *b, int64_t ldb, float *c, int64_t ldc,    \
-                          const tile_ep *ep) {                                                               \
-    ukernel(n, kc, a, b, ldb, c, ldc, ep);                                                                   \
+  static void ukernel_##n(int64_t kc, const float *a, const float *b, int64_t ldb, const tile_io *io) {      \
+    ukernel(n, kc, a, b, ldb, io);                                                                           \
   }
 UKERNEL_NV(1)
 #if NV >= 2
@@ -133,37 +144,51 @@ typedef struct {
   int tm, nth;          // thread grid: tm row groups x (nth / tm) column groups
 } plan_t;
 
-/** One MR x NR tile at row m0 (mr valid rows), column j0 (nr valid columns) of group g. */
-static void run_tile(const plan_t *pl, int64_t g, int64_t m0, int64_t mr, int64_t j0, int64_t nr, int64_t kc,
-                     const float *a, const float *b, int64_t ldb, tile_ep ep) {
+/** Vectors of work in column tiles [t0, t1) (flattened over groups; a group's last tile may be narrow). */
+static int64_t tile_vectors(const plan_t *pl, int64_t t0, int64_t t1) {
+  int64_t nt = pl->nt, J = pl->job->J;
+  int64_t last_nv = (J - (nt - 1) * NR + DL_VL - 1) / DL_VL;
+  int64_t lasts = (t1 + 1) / nt - (t0 + 1) / nt;  // tiles t in [t0, t1) with t % nt == nt - 1
+  return (t1 - t0 - lasts) * NV + lasts * last_nv;
+}
+
+/**
+ * Last K block of one tile at row m0 (mr valid rows), column j0 (nr valid columns) of group g: sums (cin + this
+ * block) plus the epilogue go to C. Clean tiles are written in place; tiles that are partial or straddle two
+ * images go through a dense copy.
+ */
+static void finish_tile(const plan_t *pl, int64_t g, int64_t m0, int64_t mr, int64_t j0, int64_t nr, int64_t kc,
+                        const float *a, const float *b, int64_t ldb, tile_io io) {
   const dl_gemm_job *jb = pl->job;
   int64_t n0 = j0 / jb->jp, p0 = j0 % jb->jp;
   int64_t cbase = g * jb->c_gs + m0 * jb->ldc;
+  io.last = 1;
+  io.relu = jb->relu;
+  io.rscale = jb->res_scale;
   if (mr == MR && nr == NR && p0 + NR <= jb->jp) {
     int64_t off = cbase + n0 * jb->c_ns + p0;
-    if (ep.last && jb->res) ep.res = jb->res + off;
-    ukernels[NV](kc, a, b, ldb, jb->c + off, jb->ldc, &ep);
+    io.out = jb->c + off;
+    io.ldo = jb->ldc;
+    io.res = jb->res ? jb->res + off : NULL;
+    ukernels[NV](kc, a, b, ldb, &io);
     return;
   }
-  // Edge tile: gather C (and the residual) into a dense tile, run, scatter back the valid part.
   float tmp[MR * NR], rtmp[MR * NR], btmp[MR];
   int64_t off[NR];
   for (int64_t jj = 0; jj < nr; jj++) off[jj] = ((j0 + jj) / jb->jp) * jb->c_ns + (j0 + jj) % jb->jp;
-  memset(tmp, 0, sizeof tmp);
-  if (ep.beta != 0)
-    for (int64_t i = 0; i < mr; i++)
-      for (int64_t jj = 0; jj < nr; jj++) tmp[i * NR + jj] = jb->c[cbase + i * jb->ldc + off[jj]];
-  if (ep.last && jb->res) {
-    memset(rtmp, 0, sizeof rtmp);
-    for (int64_t i = 0; i < mr; i++)
-      for (int64_t jj = 0; jj < nr; jj++) rtmp[i * NR + jj] = jb->res[cbase + i * jb->ldc + off[jj]];
-    ep.res = rtmp;
+  if (jb->res) {
+    for (int64_t i = 0; i < MR; i++)
+      for (int64_t jj = 0; jj < NR; jj++)
+        rtmp[i * NR + jj] = i < mr && jj < nr ? jb->res[cbase + i * jb->ldc + off[jj]] : 0.0f;
+    io.res = rtmp;
   }
-  if (ep.bias && mr < MR) {
-    for (int64_t i = 0; i < MR; i++) btmp[i] = i < mr ? ep.bias[i] : 0;
-    ep.bias = btmp;
+  if (io.bias && mr < MR) {
+    for (int64_t i = 0; i < MR; i++) btmp[i] = i < mr ? io.bias[i] : 0;
+    io.bias = btmp;
   }
-  ukernels[(nr + DL_VL - 1) / DL_VL](kc, a, b, ldb, tmp, NR, &ep);
+  io.out = tmp;
+  io.ldo = NR;
+  ukernels[(nr + DL_VL - 1) / DL_VL](kc, a, b, ldb, &io);
   for (int64_t i = 0; i < mr; i++)
     for (int64_t jj = 0; jj < nr; jj++) jb->c[cbase + i * jb->ldc + off[jj]] = tmp[i * NR + jj];
 }
@@ -175,7 +200,10 @@ static void gemm_task(void *arg, int ith, int nth) {
   int64_t mp0, mp1, t0, t1;
   dl_split(pl->nmp, ith % tm, tm, &mp0, &mp1);
   dl_split(jb->G * pl->nt, ith / tm, tn, &t0, &t1);
-  float *bbuf = dl_scratch((size_t)(pl->nct * pl->kc * NR) * sizeof(float) + 64);
+  // Scratch: the B chunk (nct panels of KC x NR), then the partial sums of C for this thread's rows and chunk
+  // ([panel][tile][MR][NR]; only when K takes several blocks).
+  size_t bfloats = (size_t)(pl->nct * pl->kc * NR), cfloats = pl->nkb > 1 ? (size_t)((mp1 - mp0) * pl->nct * MR * NR) : 0;
+  float *bbuf = dl_scratch((bfloats + cfloats) * sizeof(float) + 64), *cbuf = bbuf + bfloats;
   const float *bp[pl->nct];
   int64_t ldb[pl->nct];
   for (int64_t t = t0; t < t1;) {
@@ -188,14 +216,17 @@ static void gemm_task(void *arg, int ith, int nth) {
           int64_t j0 = (tt - g * pl->nt) * NR, nr = jb->J - j0 < NR ? jb->J - j0 : NR;
           bp[tt - cs] = jb->get_b(jb->bctx, g, j0, nr, k0, kc, bbuf + (tt - cs) * pl->kc * NR, &ldb[tt - cs]);
         }
-        tile_ep ep = {kb == 0 ? jb->beta : 1.0f, kb == pl->nkb - 1, jb->relu, NULL, NULL};
+        const int last = kb == pl->nkb - 1;
         for (int64_t mp = mp0; mp < mp1; mp++) {
           int64_t m0 = mp * MR, mr = jb->M - m0 < MR ? jb->M - m0 : MR;
           const float *a = jb->ap + ((g * pl->nmp + mp) * jb->K + k0) * MR;
-          ep.bias = ep.last && jb->bias ? jb->bias + g * jb->M + m0 : NULL;
+          const float *bias = last && jb->bias ? jb->bias + g * jb->M + m0 : NULL;
           for (int64_t tt = cs; tt < ce; tt++) {
             int64_t j0 = (tt - g * pl->nt) * NR, nr = jb->J - j0 < NR ? jb->J - j0 : NR;
-            run_tile(pl, g, m0, mr, j0, nr, kc, a, bp[tt - cs], ldb[tt - cs], ep);
+            float *part = cbuf + ((mp - mp0) * pl->nct + (tt - cs)) * MR * NR;
+            tile_io io = {kb > 0 ? part : NULL, part, NR, 0, 0, bias, NULL, 1.0f};
+            if (last) finish_tile(pl, g, m0, mr, j0, nr, kc, a, bp[tt - cs], ldb[tt - cs], io);
+            else ukernels[(nr + DL_VL - 1) / DL_VL](kc, a, bp[tt - cs], ldb[tt - cs], &io);
           }
         }
       }
@@ -209,12 +240,13 @@ void dl_gemm_run(const dl_gemm_job *jb) {
   plan_t pl = {.job = jb};
   pl.nmp = (jb->M + MR - 1) / MR;
   pl.nt = (jb->J + NR - 1) / NR;
-  pl.nkb = (jb->K + KC_MAX - 1) / KC_MAX;
+  int64_t kcmax = getenv("DL_KC") ? atoi(getenv("DL_KC")) : KC_MAX;  // TUNING ONLY
+  int64_t l2b = getenv("DL_L2B") ? atoi(getenv("DL_L2B")) << 10 : L2_BYTES;  // TUNING ONLY
+  pl.nkb = (jb->K + kcmax - 1) / kcmax;
   pl.kc = (jb->K + pl.nkb - 1) / pl.nkb;
-  pl.nct = L2_B_BYTES / (pl.kc * NR * 4);
-  if (pl.nct < 1) pl.nct = 1;
-  // Threads: at least ~1 M multiply-adds each. Then the thread grid with the least tiles per thread; ties go to
-  // splitting columns (each thread packs only its own B; splitting rows makes every row group pack all of B).
+  // Threads: at least ~1 M multiply-adds each. Then the thread grid with the least work per thread (in tile
+  // vectors, so a narrow last tile counts as narrow); ties go to splitting columns, since then each thread packs
+  // only its own part of B (splitting rows makes every row group pack all of it).
   double macs = (double)jb->G * (double)(pl.nmp * MR) * (double)(pl.nt * NR) * (double)jb->K;
   int nth = dl_threads_for((int64_t)(macs / (1 << 20)), 1);
   pl.nth = nth;
@@ -223,9 +255,21 @@ void dl_gemm_run(const dl_gemm_job *jb) {
   for (int tm = 1; tm <= nth; tm++) {
     if (nth % tm) continue;
     int tn = nth / tm;
-    int64_t cost = ((pl.nmp + tm - 1) / tm) * ((T + tn - 1) / tn);
+    int64_t cols = 0;
+    for (int in = 0; in < tn; in++) {
+      int64_t lo, hi;
+      dl_split(T, in, tn, &lo, &hi);
+      int64_t v = tile_vectors(&pl, lo, hi);
+      if (v > cols) cols = v;
+    }
+    int64_t cost = ((pl.nmp + tm - 1) / tm) * cols;
     if (best < 0 || cost < best) best = cost, pl.tm = tm;
   }
+  // Column chunk: its B panels plus (when K is blocked) this thread's partial sums should stay in L2.
+  int64_t rows = (pl.nmp + pl.tm - 1) / pl.tm * MR;
+  int64_t per_tile = (pl.kc + (pl.nkb > 1 ? rows : 0)) * NR * 4;
+  pl.nct = l2b / per_tile;
+  if (pl.nct < 1) pl.nct = 1;
   dl_parallel(gemm_task, &pl, nth);
 }
 
@@ -352,7 +396,8 @@ void dl_gemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float al
   dl_gemm_pack_a(M, K, A, trans_a ? 1 : K, trans_a ? M : 1, alpha, ap);
   gemm_b_ctx bc = {B, N, K, trans_b, M <= MR};
   dl_gemm_job jb = {.G = 1, .M = M, .J = N, .K = K, .ap = ap, .c = C, .c_gs = 0, .ldc = N, .c_ns = 0, .jp = N,
-                    .res = NULL, .bias = NULL, .beta = beta, .relu = 0, .get_b = gemm_get_b, .bctx = &bc};
+                    .res = beta != 0 ? C : NULL, .res_scale = beta, .bias = NULL, .relu = 0,
+                    .get_b = gemm_get_b, .bctx = &bc};
   dl_gemm_run(&jb);
   free(ap);
 }

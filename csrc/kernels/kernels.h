@@ -99,9 +99,9 @@ typedef const float *(*dl_get_b_fn)(const void *ctx, int64_t g, int64_t j0, int6
                                     float *dst, int64_t *ldb);
 
 /**
- * Per group g: C_g (M x J) = beta * C_g + A_g (M x K) B_g (K x J), then epilogue relu?(. + bias[g*M+m] + R).
- * A is pre-packed (dl_gemm_pack_a layout). Element (g, m, j) of C (and of R) lives at
- * c[g*c_gs + m*ldc + (j / jp)*c_ns + j % jp]; this lets a convolution's column index run over (image, pixel).
+ * Per group g: C_g (M x J) = relu?(A_g (M x K) B_g (K x J) + bias[g*M + m] + res_scale * R_g). A is pre-packed
+ * (dl_gemm_pack_a layout). Element (g, m, j) of C (and of R) lives at c[g*c_gs + m*ldc + (j / jp)*c_ns + j % jp];
+ * this lets a convolution's column index run over (image, pixel). R may be C itself (gemm's beta * C).
  */
 typedef struct dl_gemm_job {
   int64_t G, M, J, K;
@@ -109,8 +109,8 @@ typedef struct dl_gemm_job {
   float *c;
   int64_t c_gs, ldc, c_ns, jp;
   const float *res;
+  float res_scale;
   const float *bias;
-  float beta;
   int relu;
   dl_get_b_fn get_b;
   const void *bctx;

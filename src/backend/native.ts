@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Backend } from './backend.js';
+import type { Backend, Conv2dEpilogue, Conv2dParams, PackKey, Pool2dParams } from './backend.js';
 
 export interface NativeInfo {
   loaded: boolean;
@@ -39,13 +39,142 @@ export function loadNative(): { backend: Backend | null; info: NativeInfo } {
   }
   try {
     const backend = makeNativeBackend(addon);
-    cached = { backend, info: { loaded: true, path, error: '', isa: (addon as { isa(): string }).isa() } };
+    const a = addon as Addon;
+    const want = process.env.RESNET_ISA;
+    if (want) {
+      try {
+        a.setIsa(want);
+      } catch {
+        return fail(`RESNET_ISA=${want} but this CPU/build offers only ${a.isaList()}. Unset RESNET_ISA or pick one of those.`);
+      }
+    }
+    cached = { backend, info: { loaded: true, path, error: '', isa: a.isa() } };
+    nativeAddon = a;
   } catch (e) {
     return fail(`${path} loaded but is unusable: ${(e as Error).message}`);
   }
   return cached;
 }
 
-function makeNativeBackend(_addon: unknown): Backend {
-  throw new Error('the native backend wrapper is not written yet');
+/** The addon's exports (csrc/binding/napi.c). Geometry travels as a Float64Array; see the C side for the order. */
+interface Addon {
+  conv2dPackedSize(p: Float64Array): number;
+  conv2dPack(p: Float64Array, w: Float32Array, packed: Float32Array): void;
+  conv2d(p: Float64Array, x: Float32Array, w: Float32Array, packed: Float32Array | null, bias: Float32Array | null,
+    residual: Float32Array | null, relu: boolean, y: Float32Array): void;
+  gemm(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number, A: Float32Array,
+    B: Float32Array, beta: number, C: Float32Array): void;
+  batchNorm(x: Float32Array, N: number, C: number, HW: number, mean: Float32Array, variance: Float32Array,
+    weight: Float32Array | null, bias: Float32Array | null, eps: number, relu: boolean, y: Float32Array): void;
+  batchNormStats(x: Float32Array, N: number, C: number, HW: number, mean: Float32Array, variance: Float32Array): void;
+  maxPool2d(p: Float64Array, x: Float32Array, y: Float32Array, indices: Int32Array | null): void;
+  adaptiveAvgPool2d(x: Float32Array, N: number, C: number, H: number, W: number, OH: number, OW: number, y: Float32Array): void;
+  relu(x: Float32Array, y: Float32Array, n: number): void;
+  add(a: Float32Array, b: Float32Array, y: Float32Array, n: number, relu: boolean): void;
+  isa(): string;
+  isaList(): string;
+  setIsa(name: string): string;
+  numThreads(): number;
+  numCores(): number;
+  setNumThreads(n: number): number;
+}
+
+const ADDON_FUNCTIONS: (keyof Addon)[] = ['conv2dPackedSize', 'conv2dPack', 'conv2d', 'gemm', 'batchNorm',
+  'batchNormStats', 'maxPool2d', 'adaptiveAvgPool2d', 'relu', 'add', 'isa', 'isaList', 'setIsa', 'numThreads',
+  'numCores', 'setNumThreads'];
+
+let nativeAddon: Addon | null = null;
+
+/** SIMD levels the loaded addon can run here, best first (e.g. ['avx512', 'avx2', 'scalar', 'ref']); [] if not loaded. */
+export function nativeIsaList(): string[] {
+  return nativeAddon ? nativeAddon.isaList().split(',') : [];
+}
+
+/**
+ * Force the native SIMD level ('avx512' | 'avx2' | 'scalar', or 'ref' for the naive C kernels); what RESNET_ISA
+ * does at load time. Throws if the addon is not loaded or the level is unavailable. Returns the level now in use.
+ */
+export function setNativeIsa(name: string): string {
+  if (!nativeAddon || !cached) throw new Error('the native backend is not loaded');
+  const isa = nativeAddon.setIsa(name);
+  cached.info.isa = isa;
+  return isa;
+}
+
+/** A packed copy of one weight tensor, valid for one version, geometry and SIMD level. */
+interface PackEntry {
+  version: number;
+  geometry: string;
+  isa: string;
+  packed: Float32Array;
+}
+
+/** Wrap the addon as a Backend. Exported for tests; loadNative() is the normal way in. */
+export function makeNativeBackend(addon: unknown): Backend {
+  if (typeof addon !== 'object' || addon === null) throw new Error('the addon exports nothing');
+  const missing = ADDON_FUNCTIONS.filter((f) => typeof (addon as Record<string, unknown>)[f] !== 'function');
+  if (missing.length) throw new Error(`the addon lacks ${missing.join(', ')}; it is probably stale: rebuild it with \`node scripts/build-native.mjs\``);
+  const a = addon as Addon;
+
+  // Parameter blocks reused by every call (the calls are synchronous, so one of each is enough).
+  const convP = new Float64Array(16);
+  const poolP = new Float64Array(14);
+  const packs = new WeakMap<object, PackEntry>();
+
+  function fillConv(p: Conv2dParams): Float64Array {
+    convP[0] = p.N; convP[1] = p.C; convP[2] = p.H; convP[3] = p.W;
+    convP[4] = p.O; convP[5] = p.KH; convP[6] = p.KW; convP[7] = p.OH; convP[8] = p.OW;
+    convP[9] = p.strideH; convP[10] = p.strideW; convP[11] = p.padH; convP[12] = p.padW;
+    convP[13] = p.dilationH; convP[14] = p.dilationW; convP[15] = p.groups;
+    return convP;
+  }
+
+  /** The packed weights for `w` under `pack`, re-packed when the version, the geometry or the SIMD level changed. */
+  function packed(w: Float32Array, p: Conv2dParams, params: Float64Array, pack: PackKey): Float32Array {
+    const geometry = `${p.O},${p.C / p.groups},${p.KH},${p.KW},${p.groups}`;
+    const isa = a.isa();
+    const hit = packs.get(pack.key);
+    if (hit && hit.version === pack.version && hit.geometry === geometry && hit.isa === isa) return hit.packed;
+    const buf = new Float32Array(a.conv2dPackedSize(params));
+    a.conv2dPack(params, w, buf);
+    packs.set(pack.key, { version: pack.version, geometry, isa, packed: buf });
+    return buf;
+  }
+
+  return {
+    name: 'native',
+    conv2d(x: Float32Array, w: Float32Array, p: Conv2dParams, ep: Conv2dEpilogue, y: Float32Array, pack?: PackKey): void {
+      const params = fillConv(p);
+      const pw = pack ? packed(w, p, params, pack) : null;
+      a.conv2d(params, x, w, pw, ep.bias, ep.residual, ep.relu, y);
+    },
+    batchNorm(x, N, C, HW, mean, variance, weight, bias, eps, relu, y): void {
+      a.batchNorm(x, N, C, HW, mean, variance, weight, bias, eps, relu, y);
+    },
+    batchNormStats(x, N, C, HW, mean, variance): void {
+      a.batchNormStats(x, N, C, HW, mean, variance);
+    },
+    maxPool2d(x: Float32Array, p: Pool2dParams, y: Float32Array, indices: Int32Array | null): void {
+      poolP[0] = p.N; poolP[1] = p.C; poolP[2] = p.H; poolP[3] = p.W; poolP[4] = p.OH; poolP[5] = p.OW;
+      poolP[6] = p.KH; poolP[7] = p.KW; poolP[8] = p.strideH; poolP[9] = p.strideW;
+      poolP[10] = p.padH; poolP[11] = p.padW; poolP[12] = p.dilationH; poolP[13] = p.dilationW;
+      a.maxPool2d(poolP, x, y, indices);
+    },
+    adaptiveAvgPool2d(x, N, C, H, W, OH, OW, y): void {
+      a.adaptiveAvgPool2d(x, N, C, H, W, OH, OW, y);
+    },
+    gemm(transA, transB, M, N, K, alpha, A, B, beta, C): void {
+      a.gemm(transA, transB, M, N, K, alpha, A, B, beta, C);
+    },
+    relu(x, y, n): void {
+      a.relu(x, y, n);
+    },
+    add(x, b, y, n, relu): void {
+      a.add(x, b, y, n, relu);
+    },
+    numThreads: () => a.numThreads(),
+    setNumThreads(n: number): void {
+      a.setNumThreads(Math.max(1, Math.min(Math.floor(n), a.numCores() * 2)));
+    },
+  };
 }

@@ -76,6 +76,7 @@ export function setBackend(name: BackendName): void {
 
 /** Run `fn` with `name` as the backend, restoring the previous one afterwards. */
 export function withBackend<T>(name: BackendName, fn: () => T): T {
+  if (!current) select();
   const prev = current, prevInfo = info;
   setBackend(name);
   try {

@@ -52,6 +52,23 @@ const KEYS: readonly [string, keyof ResNetConfigOptions][] = [
   ['architectures', 'architectures'], ['output_hidden_states', 'outputHiddenStates'],
 ];
 
+/**
+ * PretrainedConfig's other fields and their defaults (transformers 4.38): an unknown key holding its default is not
+ * written back, as to_diff_dict drops it.
+ */
+const PRETRAINED_DEFAULTS: Readonly<Record<string, unknown>> = {
+  return_dict: true, output_attentions: false, torchscript: false, torch_dtype: null, use_bfloat16: false,
+  tf_legacy_loss: false, pruned_heads: {}, tie_word_embeddings: true, chunk_size_feed_forward: 0, is_encoder_decoder: false,
+  is_decoder: false, cross_attention_hidden_size: null, add_cross_attention: false, tie_encoder_decoder: false,
+  max_length: 20, min_length: 0, do_sample: false, early_stopping: false, num_beams: 1, num_beam_groups: 1,
+  diversity_penalty: 0, temperature: 1, top_k: 50, top_p: 1, typical_p: 1, repetition_penalty: 1, length_penalty: 1,
+  no_repeat_ngram_size: 0, encoder_no_repeat_ngram_size: 0, bad_words_ids: null, num_return_sequences: 1,
+  output_scores: false, return_dict_in_generate: false, forced_bos_token_id: null, forced_eos_token_id: null,
+  remove_invalid_values: false, exponential_decay_length_penalty: null, suppress_tokens: null, begin_suppress_tokens: null,
+  finetuning_task: null, tokenizer_class: null, prefix: null, bos_token_id: null, pad_token_id: null, eos_token_id: null,
+  sep_token_id: null, decoder_start_token_id: null, task_specific_params: null, _name_or_path: '',
+};
+
 export class ResNetConfig {
   static readonly modelType = 'resnet';
   readonly modelType = 'resnet';
@@ -204,7 +221,10 @@ export class ResNetConfig {
 
   /** The dictionary transformers writes to config.json (to_diff_dict; without transformers_version unless read). */
   toDict(): Record<string, unknown> {
-    const d: Record<string, unknown> = { ...this.extra };
+    const d: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(this.extra)) {
+      if (!(Object.prototype.hasOwnProperty.call(PRETRAINED_DEFAULTS, k) && JSON.stringify(v) === JSON.stringify(PRETRAINED_DEFAULTS[k]))) d[k] = v;
+    }
     if (this.architectures !== null) d.architectures = [...this.architectures];
     d.depths = [...this.depths];
     d.downsample_in_bottleneck = this.downsampleInBottleneck;
@@ -349,7 +369,7 @@ function pyType(v: unknown): string {
 }
 
 /** Python's repr() of a JSON value (lists as [..], strings quoted as Python quotes them). */
-export function pyRepr(v: unknown): string {
+function pyRepr(v: unknown): string {
   if (typeof v === 'string') {
     if (v.includes("'") && !v.includes('"')) return `"${v.replace(/\\/g, '\\\\')}"`;
     return `'${v.replace(/\\/g, '\\\\').replace(/'/g, "\\'").replace(/\n/g, '\\n')}'`;

@@ -259,6 +259,7 @@ export class ResNetModel extends ResNetPreTrainedModel {
 
   override forward(pixelValues: Tensor, o: ForwardOptions & { returnDict: false }): (Tensor | Tensor[])[];
   override forward(pixelValues: Tensor, o?: ForwardOptions & { returnDict?: true }): ResNetModelOutput;
+  override forward(pixelValues: Tensor, o: ForwardOptions): ResNetModelOutput | (Tensor | Tensor[])[];
   override forward(pixelValues: Tensor, o: ForwardOptions = {}): ResNetModelOutput | (Tensor | Tensor[])[] {
     const enc = this.encoder.forward(this.embedder.forward(pixelValues), o.outputHiddenStates ?? this.config.outputHiddenStates);
     const out: ResNetModelOutput = { lastHiddenState: enc.lastHiddenState, poolerOutput: this.pooler.forward(enc.lastHiddenState) };
@@ -299,6 +300,7 @@ export class ResNetForImageClassification extends ResNetPreTrainedModel {
 
   override forward(pixelValues: Tensor, o: ClassifierForwardOptions & { returnDict: false }): (Tensor | Tensor[])[];
   override forward(pixelValues: Tensor, o?: ClassifierForwardOptions & { returnDict?: true }): ImageClassifierOutput;
+  override forward(pixelValues: Tensor, o: ClassifierForwardOptions): ImageClassifierOutput | (Tensor | Tensor[])[];
   override forward(pixelValues: Tensor, o: ClassifierForwardOptions = {}): ImageClassifierOutput | (Tensor | Tensor[])[] {
     const outputs = this.resnet.forward(pixelValues, { outputHiddenStates: o.outputHiddenStates });
     const logits = this.classifier.forward(outputs.poolerOutput);
@@ -383,6 +385,7 @@ export class ResNetBackbone extends ResNetPreTrainedModel {
 
   override forward(pixelValues: Tensor, o: ForwardOptions & { returnDict: false }): (Tensor[])[];
   override forward(pixelValues: Tensor, o?: ForwardOptions & { returnDict?: true }): BackboneOutput;
+  override forward(pixelValues: Tensor, o: ForwardOptions): BackboneOutput | (Tensor[])[];
   override forward(pixelValues: Tensor, o: ForwardOptions = {}): BackboneOutput | (Tensor[])[] {
     const outputHiddenStates = o.outputHiddenStates ?? this.config.outputHiddenStates;
     const hiddenStates = this.encoder.forward(this.embedder.forward(pixelValues), true).hiddenStates!;

@@ -1,0 +1,137 @@
+// norm.c: batch normalisation with given statistics, and the per-channel batch statistics.
+// x and y are (N,C,HW); mean, var, weight, bias are (C).
+//
+// dl_batchnorm folds each channel into y = x*scale + shift (scale and shift computed in double, rounded once),
+// one FMA per element, threads over (n, c) planes. dl_batchnorm_stats is two passes per channel (mean, then the
+// mean squared deviation) with double accumulators, so its error does not grow with N*HW; threads over channels.
+
+#include <math.h>
+
+#include "../simd.h"
+#include "kernels.h"
+
+typedef struct {
+  const float *x;
+  int64_t N, C, HW;
+  const float *mean, *var, *weight, *bias;
+  double eps;
+  int relu;
+  float *y;
+} bn_ctx;
+
+static void bn_coeffs(const bn_ctx *b, int64_t c, float *scale, float *shift) {
+  double invstd = 1.0 / sqrt((double)b->var[c] + b->eps);
+  double s = (b->weight ? (double)b->weight[c] : 1.0) * invstd;
+  *scale = (float)s;
+  *shift = (float)((b->bias ? (double)b->bias[c] : 0.0) - (double)b->mean[c] * s);
+}
+
+static void bn_task(void *arg, int ith, int nth) {
+  const bn_ctx *b = arg;
+  int64_t lo, hi;
+  dl_split(b->N * b->C, ith, nth, &lo, &hi);
+  for (int64_t nc = lo; nc < hi; nc++) {
+    float scale, shift;
+    bn_coeffs(b, nc % b->C, &scale, &shift);
+    const float *x = b->x + nc * b->HW;
+    float *y = b->y + nc * b->HW;
+    vf vs = vf_splat(scale), vb = vf_splat(shift);
+    int64_t i = 0;
+    if (b->relu)
+      for (; i + DL_VL <= b->HW; i += DL_VL) vf_store(y + i, vf_relu(vf_load(x + i) * vs + vb));
+    else
+      for (; i + DL_VL <= b->HW; i += DL_VL) vf_store(y + i, vf_load(x + i) * vs + vb);
+    for (; i < b->HW; i++) {
+      float v = x[i] * scale + shift;
+      y[i] = !b->relu || v > 0 || v != v ? v : 0.0f;
+    }
+  }
+}
+
+void dl_batchnorm(const float *x, int64_t N, int64_t C, int64_t HW, const float *mean, const float *var,
+                  const float *weight, const float *bias, double eps, int relu, float *y) {
+  bn_ctx b = {x, N, C, HW, mean, var, weight, bias, eps, relu, y};
+  dl_parallel(bn_task, &b, dl_threads_for(N * C * HW, 1 << 16));
+}
+
+void dl_batchnorm_ref(const float *x, int64_t N, int64_t C, int64_t HW, const float *mean, const float *var,
+                      const float *weight, const float *bias, double eps, int relu, float *y) {
+  for (int64_t c = 0; c < C; c++) {
+    double invstd = 1.0 / sqrt((double)var[c] + eps);
+    double scale = (weight ? (double)weight[c] : 1.0) * invstd;
+    double shift = (bias ? (double)bias[c] : 0.0) - (double)mean[c] * scale;
+    for (int64_t n = 0; n < N; n++) {
+      for (int64_t i = (n * C + c) * HW; i < (n * C + c + 1) * HW; i++) {
+        double v = (double)x[i] * scale + shift;
+        if (relu && !(v > 0) && v == v) v = 0;
+        y[i] = (float)v;
+      }
+    }
+  }
+}
+
+typedef struct {
+  const float *x;
+  int64_t N, C, HW;
+  float *mean, *var;
+} stats_ctx;
+
+static double sum_plane(const float *x, int64_t n) {
+  vd acc = {0};
+  int64_t i = 0;
+  for (; i + DL_VL <= n; i += DL_VL) acc += vf_to_vd(vf_load(x + i));
+  double s = vd_hsum(&acc);
+  for (; i < n; i++) s += x[i];
+  return s;
+}
+
+static double sqdev_plane(const float *x, int64_t n, double m) {
+  vd acc = {0}, vm = m - (vd){0};
+  int64_t i = 0;
+  for (; i + DL_VL <= n; i += DL_VL) {
+    vd d = vf_to_vd(vf_load(x + i)) - vm;
+    acc += d * d;
+  }
+  double s = vd_hsum(&acc);
+  for (; i < n; i++) s += (x[i] - m) * (x[i] - m);
+  return s;
+}
+
+static void stats_task(void *arg, int ith, int nth) {
+  const stats_ctx *s = arg;
+  int64_t lo, hi;
+  dl_split(s->C, ith, nth, &lo, &hi);
+  double count = (double)(s->N * s->HW);
+  for (int64_t c = lo; c < hi; c++) {
+    double sum = 0, ss = 0;
+    for (int64_t n = 0; n < s->N; n++) sum += sum_plane(s->x + (n * s->C + c) * s->HW, s->HW);
+    double m = sum / count;
+    for (int64_t n = 0; n < s->N; n++) ss += sqdev_plane(s->x + (n * s->C + c) * s->HW, s->HW, m);
+    s->mean[c] = (float)m;
+    s->var[c] = (float)(ss / count);
+  }
+}
+
+void dl_batchnorm_stats(const float *x, int64_t N, int64_t C, int64_t HW, float *mean, float *var) {
+  stats_ctx s = {x, N, C, HW, mean, var};
+  int nth = dl_threads_for(N * C * HW, 1 << 16);
+  if (nth > C) nth = (int)C;
+  dl_parallel(stats_task, &s, nth);
+}
+
+void dl_batchnorm_stats_ref(const float *x, int64_t N, int64_t C, int64_t HW, float *mean, float *var) {
+  double count = (double)(N * HW);
+  for (int64_t c = 0; c < C; c++) {
+    double s = 0, ss = 0;
+    for (int64_t n = 0; n < N; n++)
+      for (int64_t i = 0; i < HW; i++) s += x[(n * C + c) * HW + i];
+    double m = s / count;
+    for (int64_t n = 0; n < N; n++)
+      for (int64_t i = 0; i < HW; i++) {
+        double d = x[(n * C + c) * HW + i] - m;
+        ss += d * d;
+      }
+    mean[c] = (float)m;
+    var[c] = (float)(ss / count);
+  }
+}
