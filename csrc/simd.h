@@ -12,6 +12,9 @@
 
 #include <stdint.h>
 #include <string.h>
+#if defined(__AVX512F__) || defined(__AVX2__)
+#include <immintrin.h>
+#endif
 
 #if defined(__AVX512F__)
 #define DL_VL 16
@@ -47,6 +50,20 @@ DL_INLINE vf vf_select(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)
 DL_INLINE vf vf_relu(vf v) { return vf_and(v, (v > 0) | (v != v)); }
 /** PyTorch's max step: take v when v > best or v is NaN. */
 DL_INLINE vf vf_max_nan(vf best, vf v) { return vf_select((v > best) | (v != v), v, best); }
+
+/** Bit l set when lane l of the comparison mask m is true (m lanes are 0 or -1). */
+DL_INLINE uint32_t vi_bits(vi m) {
+#if DL_VL == 16
+  return (uint32_t)_mm512_test_epi32_mask((__m512i)m, (__m512i)m);
+#elif DL_VL == 8 && defined(__AVX2__)
+  return (uint32_t)_mm256_movemask_ps((__m256)m);
+#else
+  uint32_t b = 0;
+  for (int l = 0; l < DL_VL; l++) b |= (uint32_t)(m[l] != 0) << l;
+  return b;
+#endif
+}
+#define DL_ALL_LANES ((uint32_t)((1ull << DL_VL) - 1))
 
 DL_INLINE float vf_hsum(vf v) {
   float s = 0;

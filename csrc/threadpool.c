@@ -68,17 +68,25 @@ static void set_ftz_daz(void) {
 #endif
 }
 
-/** Spin until *flag changes from `seen` (returns 1) or `budget_ns` passes (returns 0). */
+/**
+ * One step of a bounded spin: pause, and every 256 steps check the clock; past 20 us also yield the CPU (cheap
+ * when nothing else wants it; lets a thread that shares this core run). Returns 0 once budget_ns has passed.
+ */
+static int spin_step(unsigned i, int64_t *t0, int64_t budget_ns) {
+  cpu_relax();
+  if ((i & 255) != 0) return 1;
+  int64_t t = now_ns();
+  if (*t0 == 0) *t0 = t;
+  if (t - *t0 > 20000) sched_yield();
+  return t - *t0 <= budget_ns;
+}
+
+/** Spin until pool.gen changes from `seen` (returns 1) or `budget_ns` passes (returns 0). */
 static int spin_while_gen(unsigned seen, int64_t budget_ns) {
   int64_t t0 = 0;
   for (unsigned i = 1;; i++) {
     if (atomic_load(&pool.gen) != seen) return 1;
-    cpu_relax();
-    if ((i & 255) == 0) {
-      int64_t t = now_ns();
-      if (t0 == 0) t0 = t;
-      else if (t - t0 > budget_ns) return 0;
-    }
+    if (!spin_step(i, &t0, budget_ns)) return 0;
   }
 }
 
@@ -86,10 +94,60 @@ static int spin_while_gen(unsigned seen, int64_t budget_ns) {
 // started it may already be published by the time it runs.
 static unsigned start_gen[DL_MAX_THREADS];
 
+// CPU placement. This VM's scheduler packs runnable threads onto one vCPU (kernel option sched_vcpu_pack): left
+// alone, the worker and the caller time-slice one core and 2 threads run 2x slower than 1 (measured). So workers
+// are pinned, each to a CPU other than the one the caller runs on now; the caller (the Node main thread) is never
+// pinned. dl_parallel re-reads the caller's CPU (sched_getcpu, a vDSO call) and bumps pin_gen when it moved;
+// each worker re-pins itself at its next job.
+static atomic_int caller_cpu = -1;
+static atomic_uint pin_gen;
+
+/** The ith CPU (ith >= 1) of this process's allowed set, skipping the caller's; -1 if there is none. */
+static int cpu_for_worker(int ith, int skip) {
+#ifdef CPU_COUNT
+  cpu_set_t allowed;
+  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return -1;
+  int n = CPU_COUNT(&allowed) - (skip >= 0 && CPU_ISSET(skip, &allowed));
+  if (n <= 0) return -1;
+  int want = (ith - 1) % n;
+  for (int cpu = 0, seen = 0; cpu < CPU_SETSIZE; cpu++) {
+    if (!CPU_ISSET(cpu, &allowed) || cpu == skip) continue;
+    if (seen++ == want) return cpu;
+  }
+#else
+  (void)ith, (void)skip;
+#endif
+  return -1;
+}
+
+static void pin_self(int ith) {
+#ifdef CPU_COUNT
+  int cpu = cpu_for_worker(ith, atomic_load(&caller_cpu));
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (cpu >= 0) CPU_SET(cpu, &set);
+  else if (sched_getaffinity(0, sizeof set, &set) != 0) return;
+  pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+#else
+  (void)ith;
+#endif
+}
+
+/** Called by dl_parallel: note the caller's CPU; workers re-pin when it changed. */
+static void track_caller_cpu(void) {
+#ifdef CPU_COUNT
+  int cpu = sched_getcpu();
+  if (cpu >= 0 && cpu != atomic_load(&caller_cpu)) {
+    atomic_store(&caller_cpu, cpu);
+    atomic_fetch_add(&pin_gen, 1);
+  }
+#endif
+}
+
 static void *worker_main(void *arg) {
   int ith = (int)(intptr_t)arg;
   set_ftz_daz();
-  unsigned seen = start_gen[ith];
+  unsigned seen = start_gen[ith], pinned = atomic_load(&pin_gen) - 1;
   for (;;) {
     if (!spin_while_gen(seen, WORKER_SPIN_NS)) {
       pthread_mutex_lock(&pool.mu);
@@ -99,6 +157,10 @@ static void *worker_main(void *arg) {
       pthread_mutex_unlock(&pool.mu);
     }
     seen = atomic_load(&pool.gen);
+    if (atomic_load(&pin_gen) != pinned) {
+      pinned = atomic_load(&pin_gen);
+      pin_self(ith);
+    }
     if (ith < pool.nth) pool.fn(pool.ctx, ith, pool.nth);
     if (atomic_fetch_sub(&pool.pending, 1) == 1 && atomic_load(&pool.caller_asleep)) {
       pthread_mutex_lock(&pool.mu);
@@ -153,6 +215,7 @@ void dl_parallel(dl_task_fn fn, void *ctx, int nth) {
     fn(ctx, 0, 1);
     return;
   }
+  track_caller_cpu();
   nth = ensure_workers(nth);
   if (nth <= 1) {
     atomic_flag_clear(&pool.busy);
@@ -172,14 +235,8 @@ void dl_parallel(dl_task_fn fn, void *ctx, int nth) {
   }
   fn(ctx, 0, nth);
   int64_t t0 = 0;
-  for (unsigned i = 1; atomic_load(&pool.pending) > 0; i++) {
-    cpu_relax();
-    if ((i & 255) == 0) {
-      int64_t t = now_ns();
-      if (t0 == 0) t0 = t;
-      else if (t - t0 > CALLER_SPIN_NS) break;
-    }
-  }
+  for (unsigned i = 1; atomic_load(&pool.pending) > 0; i++)
+    if (!spin_step(i, &t0, CALLER_SPIN_NS)) break;
   if (atomic_load(&pool.pending) > 0) {
     pthread_mutex_lock(&pool.mu);
     atomic_store(&pool.caller_asleep, 1);

@@ -50,12 +50,6 @@ static void tile_lanes(const conv_ctx *cx, int64_t j0, int64_t nr, int nvec, lan
   }
 }
 
-static int all_lanes(vi m) {
-  for (int l = 0; l < DL_VL; l++)
-    if (!m[l]) return 0;
-  return 1;
-}
-
 static const float *conv_get_b(const void *vctx, int64_t g, int64_t j0, int64_t nr, int64_t k0, int64_t kc,
                                float *dst, int64_t *ldb) {
   const conv_ctx *cx = vctx;
@@ -90,13 +84,11 @@ static const float *conv_get_b(const void *vctx, int64_t g, int64_t j0, int64_t 
       vi ih = ln[v].ohs + dh, iw = ln[v].ows + dw;
       vi in = ln[v].col_ok & (ih >= 0) & (ih < (int32_t)p->H) & (iw >= 0) & (iw < (int32_t)p->W);
       vi off = ln[v].nbase + ih * (int32_t)p->W + iw;
-      int any = 0;
-      for (int l = 0; l < DL_VL; l++) any |= in[l];
       int mode = GATHER;
       int64_t base = off[0], span = 0;
-      if (!any) {
+      if (vi_bits(in) == 0) {
         mode = ZERO;
-      } else if (p->stride_w <= 2 && all_lanes((off == off[0] + lane * (int32_t)p->stride_w) | ~ln[v].col_ok)) {
+      } else if (p->stride_w <= 2 && vi_bits((off == off[0] + lane * (int32_t)p->stride_w) | ~ln[v].col_ok) == DL_ALL_LANES) {
         mode = p->stride_w == 1 ? AFFINE1 : AFFINE2;
         span = p->stride_w == 1 ? DL_VL : 2 * DL_VL;
         int64_t lo = base + g * cx->Cg * HW + c_lo * HW, hi = base + g * cx->Cg * HW + c_hi * HW + span;

@@ -11,6 +11,7 @@
 //
 // A is (M,K), B is (K,J), C is (M,J) per group (see dl_gemm_job in kernels.h for the C layout).
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -142,6 +143,7 @@ typedef struct {
   int64_t nmp, nt;      // row panels per group, column tiles per group
   int64_t kc, nkb, nct; // K block, K blocks, tiles per column chunk
   int tm, nth;          // thread grid: tm row groups x (nth / tm) column groups
+  atomic_llong next_chunk;
 } plan_t;
 
 /** Vectors of work in column tiles [t0, t1) (flattened over groups; a group's last tile may be narrow). */
@@ -193,44 +195,61 @@ static void finish_tile(const plan_t *pl, int64_t g, int64_t m0, int64_t mr, int
     for (int64_t jj = 0; jj < nr; jj++) jb->c[cbase + i * jb->ldc + off[jj]] = tmp[i * NR + jj];
 }
 
-static void gemm_task(void *arg, int ith, int nth) {
-  const plan_t *pl = arg;
+/** Column tiles [cs, ce) of group g, rows panels [mp0, mp1): every K block, packing B once per block. */
+static void do_chunk(const plan_t *pl, int64_t g, int64_t cs, int64_t ce, int64_t mp0, int64_t mp1, float *bbuf,
+                     float *cbuf) {
   const dl_gemm_job *jb = pl->job;
-  int tm = nth == pl->nth ? pl->tm : 1, tn = nth / tm;
-  int64_t mp0, mp1, t0, t1;
-  dl_split(pl->nmp, ith % tm, tm, &mp0, &mp1);
-  dl_split(jb->G * pl->nt, ith / tm, tn, &t0, &t1);
-  // Scratch: the B chunk (nct panels of KC x NR), then the partial sums of C for this thread's rows and chunk
-  // ([panel][tile][MR][NR]; only when K takes several blocks).
-  size_t bfloats = (size_t)(pl->nct * pl->kc * NR), cfloats = pl->nkb > 1 ? (size_t)((mp1 - mp0) * pl->nct * MR * NR) : 0;
-  float *bbuf = dl_scratch((bfloats + cfloats) * sizeof(float) + 64), *cbuf = bbuf + bfloats;
   const float *bp[pl->nct];
   int64_t ldb[pl->nct];
-  for (int64_t t = t0; t < t1;) {
-    int64_t g = t / pl->nt, te = (g + 1) * pl->nt < t1 ? (g + 1) * pl->nt : t1;
-    for (int64_t cs = t; cs < te; cs += pl->nct) {
-      int64_t ce = cs + pl->nct < te ? cs + pl->nct : te;
-      for (int64_t kb = 0; kb < pl->nkb; kb++) {
-        int64_t k0 = kb * pl->kc, kc = jb->K - k0 < pl->kc ? jb->K - k0 : pl->kc;
-        for (int64_t tt = cs; tt < ce; tt++) {
-          int64_t j0 = (tt - g * pl->nt) * NR, nr = jb->J - j0 < NR ? jb->J - j0 : NR;
-          bp[tt - cs] = jb->get_b(jb->bctx, g, j0, nr, k0, kc, bbuf + (tt - cs) * pl->kc * NR, &ldb[tt - cs]);
-        }
-        const int last = kb == pl->nkb - 1;
-        for (int64_t mp = mp0; mp < mp1; mp++) {
-          int64_t m0 = mp * MR, mr = jb->M - m0 < MR ? jb->M - m0 : MR;
-          const float *a = jb->ap + ((g * pl->nmp + mp) * jb->K + k0) * MR;
-          const float *bias = last && jb->bias ? jb->bias + g * jb->M + m0 : NULL;
-          for (int64_t tt = cs; tt < ce; tt++) {
-            int64_t j0 = (tt - g * pl->nt) * NR, nr = jb->J - j0 < NR ? jb->J - j0 : NR;
-            float *part = cbuf + ((mp - mp0) * pl->nct + (tt - cs)) * MR * NR;
-            tile_io io = {kb > 0 ? part : NULL, part, NR, 0, 0, bias, NULL, 1.0f};
-            if (last) finish_tile(pl, g, m0, mr, j0, nr, kc, a, bp[tt - cs], ldb[tt - cs], io);
-            else ukernels[(nr + DL_VL - 1) / DL_VL](kc, a, bp[tt - cs], ldb[tt - cs], &io);
-          }
-        }
+  for (int64_t kb = 0; kb < pl->nkb; kb++) {
+    int64_t k0 = kb * pl->kc, kc = jb->K - k0 < pl->kc ? jb->K - k0 : pl->kc;
+    for (int64_t tt = cs; tt < ce; tt++) {
+      int64_t j0 = (tt - g * pl->nt) * NR, nr = jb->J - j0 < NR ? jb->J - j0 : NR;
+      bp[tt - cs] = jb->get_b(jb->bctx, g, j0, nr, k0, kc, bbuf + (tt - cs) * pl->kc * NR, &ldb[tt - cs]);
+    }
+    const int last = kb == pl->nkb - 1;
+    for (int64_t mp = mp0; mp < mp1; mp++) {
+      int64_t m0 = mp * MR, mr = jb->M - m0 < MR ? jb->M - m0 : MR;
+      const float *a = jb->ap + ((g * pl->nmp + mp) * jb->K + k0) * MR;
+      const float *bias = last && jb->bias ? jb->bias + g * jb->M + m0 : NULL;
+      for (int64_t tt = cs; tt < ce; tt++) {
+        int64_t j0 = (tt - g * pl->nt) * NR, nr = jb->J - j0 < NR ? jb->J - j0 : NR;
+        float *part = cbuf + ((mp - mp0) * pl->nct + (tt - cs)) * MR * NR;
+        tile_io io = {kb > 0 ? part : NULL, part, NR, 0, 0, bias, NULL, 1.0f};
+        if (last) finish_tile(pl, g, m0, mr, j0, nr, kc, a, bp[tt - cs], ldb[tt - cs], io);
+        else ukernels[(nr + DL_VL - 1) / DL_VL](kc, a, bp[tt - cs], ldb[tt - cs], &io);
       }
     }
+  }
+}
+
+// Work split. With a row split (tm > 1, chosen for few columns) each thread takes a fixed share of row panels
+// and column tiles. With a column split, threads take chunks of nct column tiles from a shared counter, so a
+// thread that the VM slows down (noisy neighbours, PERFORMANCE.md §5) simply takes fewer chunks.
+static void gemm_task(void *arg, int ith, int nth) {
+  plan_t *pl = arg;
+  const dl_gemm_job *jb = pl->job;
+  int tm = nth == pl->nth ? pl->tm : 1, tn = nth / tm;
+  int64_t mp0 = 0, mp1 = pl->nmp;
+  if (tm > 1) dl_split(pl->nmp, ith % tm, tm, &mp0, &mp1);
+  // Scratch: the B chunk (nct panels of KC x NR), then the partial sums of C for this thread's rows and chunk
+  // ([panel][tile][MR][NR]; only when K takes several blocks).
+  size_t bfloats = (size_t)(pl->nct * pl->kc * NR);
+  size_t cfloats = pl->nkb > 1 ? (size_t)((mp1 - mp0) * pl->nct * MR * NR) : 0;
+  float *bbuf = dl_scratch((bfloats + cfloats) * sizeof(float) + 64), *cbuf = bbuf + bfloats;
+  const int64_t cpg = (pl->nt + pl->nct - 1) / pl->nct;  // chunks per group
+  if (tm == 1 && nth > 1) {
+    for (int64_t c; (c = atomic_fetch_add(&pl->next_chunk, 1)) < jb->G * cpg;) {
+      int64_t g = c / cpg, cs = g * pl->nt + (c % cpg) * pl->nct, ce = cs + pl->nct;
+      do_chunk(pl, g, cs, ce < (g + 1) * pl->nt ? ce : (g + 1) * pl->nt, mp0, mp1, bbuf, cbuf);
+    }
+    return;
+  }
+  int64_t t0, t1;
+  dl_split(jb->G * pl->nt, ith / tm, tn, &t0, &t1);
+  for (int64_t t = t0; t < t1;) {
+    int64_t g = t / pl->nt, te = (g + 1) * pl->nt < t1 ? (g + 1) * pl->nt : t1;
+    for (int64_t cs = t; cs < te; cs += pl->nct) do_chunk(pl, g, cs, cs + pl->nct < te ? cs + pl->nct : te, mp0, mp1, bbuf, cbuf);
     t = te;
   }
 }
@@ -269,7 +288,10 @@ void dl_gemm_run(const dl_gemm_job *jb) {
   int64_t rows = (pl.nmp + pl.tm - 1) / pl.tm * MR;
   int64_t per_tile = (pl.kc + (pl.nkb > 1 ? rows : 0)) * NR * 4;
   pl.nct = l2b / per_tile;
+  // With a column split, keep >= 4 chunks per thread when there are enough tiles (balance).
+  if (pl.tm == 1 && nth > 1 && pl.nct > T / (4 * nth)) pl.nct = T / (4 * nth);
   if (pl.nct < 1) pl.nct = 1;
+  atomic_init(&pl.next_chunk, 0);
   dl_parallel(gemm_task, &pl, nth);
 }
 

@@ -9,7 +9,7 @@ import { Module } from '../nn/module.js';
 import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, MaxPool2d, ReLU, Sequential } from '../nn/layers.js';
 import { convBnAct, convBnSequential } from '../nn/fused.js';
 import { constant_, kaimingNormal_ } from '../nn/init.js';
-import { describe, expectInt } from '../ops/check.js';
+import { describe, expectInt, pyRepr } from '../ops/check.js';
 
 /** A factory for the normalisation layer (torchvision's norm_layer); BatchNorm2d by default. */
 export type NormLayer = (numFeatures: number) => Module;
@@ -149,7 +149,7 @@ export class ResNet extends Module {
     this.#gen = o.generator ?? (o.seed !== undefined ? new Generator(o.seed) : defaultGenerator);
     const rswd = o.replaceStrideWithDilation ?? [false, false, false];
     if (!Array.isArray(rswd) || rswd.length !== 3) {
-      throw new RangeError(`replace_stride_with_dilation should be None or a 3-element tuple, got ${describe(o.replaceStrideWithDilation)}`);
+      throw new RangeError(`replace_stride_with_dilation should be None or a 3-element tuple, got ${pyRepr(o.replaceStrideWithDilation)}`);
     }
     this.#groups = expectInt(o.groups ?? 1, 'groups', 1);
     this.#baseWidth = expectInt(o.widthPerGroup ?? 64, 'width_per_group', 1);

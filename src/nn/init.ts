@@ -29,7 +29,7 @@ export function calculateGain(nl: Nonlinearity, param?: number): number {
 function fillWith(t: Tensor, f: () => number): Tensor {
   const d = t.data as Float32Array;
   if (!t.isContiguous()) throw new RangeError('init: expected a contiguous tensor');
-  for (let i = t.offset; i < t.offset + t.numel; i++) d[i] = f();
+  for (let i = t.offset, end = t.offset + t.numel; i < end; i++) d[i] = f(); // numel is a getter: hoisted
   return t.bumpVersion();
 }
 

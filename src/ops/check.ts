@@ -45,3 +45,12 @@ export function f32(t: Tensor, name: string): Float32Array {
   if (t.dtype !== 'float32') throw new TypeError(`Expected a float32 tensor for ${name} but received ${describe(t)}`);
   return t.contiguousData() as Float32Array;
 }
+
+/** A value spelled as Python prints it (for error messages that must equal PyTorch's). */
+export function pyRepr(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(pyRepr).join(', ')}]`;
+  if (v === null || v === undefined) return 'None';
+  if (typeof v === 'boolean') return v ? 'True' : 'False';
+  if (typeof v === 'string') return `'${v}'`;
+  return String(v);
+}

@@ -86,20 +86,45 @@ interface ReportRow {
   maxTorch: number;
   ratio: number;
   tolerance: number;
+  /** max|ours - float64 answer| and max|torch float32 - float64 answer| (null where the fixture has no float64 run). */
+  oursVsF64: number | null;
+  torchVsF64: number | null;
+  /** Whether the rule holds against PyTorch's float32 logits (asserted unless PyTorch's own error leaves no room). */
+  vsTorchRule?: string;
   pass: boolean;
 }
 const REPORT: ReportRow[] = [];
 
-/** The logits rule; records a row of the parity table (before asserting, so failures are in the table too). */
-function logitsRule(ours: Tensor, torch: Tensor, arch: string, input: string, backend: BackendName): void {
+/**
+ * The logits rule max|ours - torch| <= 1e-4 * max|torch| + 1e-5, plus (when the fixture has PyTorch's float64 run
+ * `exact`) the same rule against the exact answer and an accuracy rule: our distance to the exact answer is at most
+ * twice PyTorch's own float32 distance to it, + 1e-5.
+ * Where PyTorch's float32 logits are themselves more than half the tolerance away from the exact answer (deep
+ * random-weight networks: resnet152 here), no second float32 implementation can be held to the rule against them;
+ * there the rule is asserted against the exact answer only, and the distance to PyTorch's float32 is reported in
+ * the table (column vsTorchRule) — never silently dropped.
+ */
+function logitsRule(ours: Tensor, torch: Tensor, arch: string, input: string, backend: BackendName, exact?: Tensor): void {
   assert.deepEqual([...ours.shape], [...torch.shape], `${arch} ${input}: logits shape`);
   const r = compare(ours, torch);
   const tolerance = LOGITS_SCALE * r.maxRef + LOGITS_ATOL;
-  const pass = r.maxAbs <= tolerance;
-  REPORT.push({ arch, input, backend, maxDiff: r.maxAbs, maxTorch: r.maxRef, ratio: r.maxAbs / r.maxRef, tolerance, pass });
-  assert.ok(pass, `${arch} ${input} [${backend}]: max|ours - torch| ${r.maxAbs.toExponential(3)} at element ${r.worstIndex} ` +
-    `(ours ${ours.toArray()[r.worstIndex]}, torch ${torch.toArray()[r.worstIndex]}) > ${tolerance.toExponential(3)} ` +
-    `= ${LOGITS_SCALE} * max|torch| ${r.maxRef.toExponential(3)} + ${LOGITS_ATOL}`);
+  const oursVsF64 = exact ? compare(ours, exact).maxAbs : null;
+  const torchVsF64 = exact ? compare(torch, exact).maxAbs : null;
+  const torchNoisy = torchVsF64 !== null && torchVsF64 > 0.5 * tolerance;
+  const vsTorchRule = r.maxAbs <= tolerance ? 'met' : `not met (PyTorch f32 is ${torchVsF64?.toExponential(2)} from exact)`;
+  const pass = (r.maxAbs <= tolerance || torchNoisy) && (oursVsF64 === null || (oursVsF64 <= 2 * torchVsF64! + LOGITS_ATOL && oursVsF64 <= tolerance));
+  REPORT.push({ arch, input, backend, maxDiff: r.maxAbs, maxTorch: r.maxRef, ratio: r.maxAbs / r.maxRef, tolerance, oursVsF64, torchVsF64, vsTorchRule, pass });
+  const f64 = exact ? ` [against the float64 answer: ours ${oursVsF64!.toExponential(3)}, PyTorch float32 ${torchVsF64!.toExponential(3)}]` : '';
+  if (!torchNoisy) {
+    assert.ok(r.maxAbs <= tolerance, `${arch} ${input} [${backend}]: max|ours - torch| ${r.maxAbs.toExponential(3)} at element ${r.worstIndex} ` +
+      `(ours ${ours.toArray()[r.worstIndex]}, torch ${torch.toArray()[r.worstIndex]}) > ${tolerance.toExponential(3)} ` +
+      `= ${LOGITS_SCALE} * max|torch| ${r.maxRef.toExponential(3)} + ${LOGITS_ATOL}${f64}`);
+  }
+  if (exact) {
+    const tolExact = LOGITS_SCALE * exact.toArray().reduce((m, v) => Math.max(m, Math.abs(v)), 0) + LOGITS_ATOL;
+    assert.ok(oursVsF64! <= tolExact, `${arch} ${input} [${backend}]: max|ours - exact| ${oursVsF64!.toExponential(3)} > ${tolExact.toExponential(3)}${f64}`);
+    assert.ok(oursVsF64! <= 2 * torchVsF64! + LOGITS_ATOL, `${arch} ${input} [${backend}]: less accurate than PyTorch's float32:${f64}`);
+  }
 }
 
 /** State-dict keys, shapes and dtypes equal torchvision's, key for key, in order. */
@@ -190,7 +215,7 @@ for (const arch of ARCHS) {
         const x = get(io, run.input, arch);
         const skip = be.skip || (be.name === 'js' && !run.small && !FULL_ON_JS ? 'full-size models run on js only with RESNET_PARITY_JS=1 (slow); js is checked on resnet18 at 64x64' : false);
         await t.test(`eval logits ${shapeStr(x)} [${be.name}]`, { skip }, () => withBackend(be.name, () => {
-          logitsRule(model.forward(x), get(io, run.logits, arch), arch, shapeStr(x), be.name);
+          logitsRule(model.forward(x), get(io, run.logits, arch), arch, shapeStr(x), be.name, get(io, `${run.logits}_f64`, arch));
         }));
       }
     }
@@ -403,11 +428,7 @@ test("constructor errors carry torchvision's messages", () => {
   throwsExactly(() => resnet18({ replaceStrideWithDilation: [false, false, true] }), e.basic_dilation.message);
   assert.equal(e.basic_groups.message, 'BasicBlock only supports groups=1 and base_width=64');
   assert.equal(e.basic_dilation.message, 'Dilation > 1 not supported in BasicBlock');
-  // torchvision formats the Python list ("got [False, True]"); ours names the same value in JS spelling
-  const prefix = 'replace_stride_with_dilation should be None or a 3-element tuple, got ';
-  assert.ok(e.rswd_len2.message.startsWith(prefix));
-  assert.throws(() => resnet50({ replaceStrideWithDilation: [false, true] }),
-    (err: unknown) => err instanceof Error && err.message.startsWith(`${prefix}[false, true]`));
+  throwsExactly(() => resnet50({ replaceStrideWithDilation: [false, true] }), e.rswd_len2.message);
   // a Bottleneck model accepts groups and dilation (no error)
   assert.doesNotThrow(() => new ResNet(Bottleneck, [1, 1, 1, 1], { groups: 2, widthPerGroup: 32, replaceStrideWithDilation: [false, true, true], numClasses: 3 }));
 });
@@ -485,11 +506,18 @@ test("the tutorial's head swap: fc = Linear(fc.in_features, 2), strict:false loa
 test('parity report: written to tests/fixtures/gen/parity-report.json', (t) => {
   mkdirSync(FIXTURES, { recursive: true });
   const path = join(FIXTURES, 'parity-report.json');
-  const rows = REPORT.map((r) => ({ ...r, maxDiff: Number(r.maxDiff.toPrecision(4)), maxTorch: Number(r.maxTorch.toPrecision(4)), ratio: Number(r.ratio.toPrecision(4)), tolerance: Number(r.tolerance.toPrecision(4)) }));
-  writeFileSync(path, `${JSON.stringify({ rule: `max|ours - torch| <= ${LOGITS_SCALE} * max|torch| + ${LOGITS_ATOL}`, rows }, null, 1)}\n`);
-  const lines = [`${'arch'.padEnd(46)} ${'input'.padEnd(12)} ${'backend'.padEnd(7)} ${'max|diff|'.padStart(10)} ${'max|torch|'.padStart(10)} ${'ratio'.padStart(10)}  ok`];
+  const p4 = (v: number | null) => (v === null ? null : Number(v.toPrecision(4)));
+  const rows = REPORT.map((r) => ({ ...r, maxDiff: p4(r.maxDiff), maxTorch: p4(r.maxTorch), ratio: p4(r.ratio), tolerance: p4(r.tolerance), oursVsF64: p4(r.oursVsF64), torchVsF64: p4(r.torchVsF64) }));
+  const rules = {
+    logits: `max|ours - torch| <= ${LOGITS_SCALE} * max|torch| + ${LOGITS_ATOL}`,
+    accuracy: `max|ours - f64| <= 2 * max|torch - f64| + ${LOGITS_ATOL} (f64: the same model run in float64 by PyTorch)`,
+    exact: `max|ours - f64| <= ${LOGITS_SCALE} * max|f64| + ${LOGITS_ATOL}; the logits rule against PyTorch float32 is asserted unless PyTorch's own distance to f64 exceeds half its tolerance (see vsTorchRule)`,
+  };
+  writeFileSync(path, `${JSON.stringify({ rules, rows }, null, 1)}\n`);
+  const e = (v: number | null) => (v === null ? '-' : v.toExponential(3)).padStart(10);
+  const lines = [`${'arch'.padEnd(48)} ${'input'.padEnd(12)} ${'backend'.padEnd(7)} ${'max|diff|'.padStart(10)} ${'max|torch|'.padStart(10)} ${'ratio'.padStart(10)} ${'ours-f64'.padStart(10)} ${'torch-f64'.padStart(10)}  ok   rule vs PyTorch f32`];
   for (const r of REPORT) {
-    lines.push(`${r.arch.padEnd(46)} ${r.input.padEnd(12)} ${r.backend.padEnd(7)} ${r.maxDiff.toExponential(3).padStart(10)} ${r.maxTorch.toExponential(3).padStart(10)} ${r.ratio.toExponential(3).padStart(10)}  ${r.pass ? 'yes' : 'NO'}`);
+    lines.push(`${r.arch.padEnd(48)} ${r.input.padEnd(12)} ${r.backend.padEnd(7)} ${e(r.maxDiff)} ${e(r.maxTorch)} ${e(r.ratio)} ${e(r.oursVsF64)} ${e(r.torchVsF64)}  ${r.pass ? 'yes' : 'NO '}  ${r.vsTorchRule ?? ''}`);
   }
   for (const l of lines) t.diagnostic(l);
   console.log(`parity table (${path}):\n${lines.join('\n')}`);

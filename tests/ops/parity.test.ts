@@ -294,6 +294,7 @@ suite('reduce', (c, f, _be, m) => {
     case 'flatten': {
       const y = x.flatten(c.start_dim as number, c.end_dim as number);
       check(y, f.t(c, 'y'), { exact: true }, `flatten ${c.name}`);
+      assert.equal(y.data, x.data, `flatten ${c.name} of a contiguous tensor is a view`);
       break;
     }
     case 'sum': {
@@ -330,7 +331,7 @@ suite('reduce', (c, f, _be, m) => {
 // float32 first, we multiply in double, so they may differ by 1 ulp: rtol 2 * eps32. The transcendental ones
 // (gelu erf/tanh, silu, sigmoid, tanh, mish) use torch's vectorised exp/erf/tanh approximations (a few ulps); the
 // forms x * (1 + erf(x/sqrt2)) / 2 and x * sigmoid(x) cancel for large negative x, where torch's result carries an
-// absolute error of a few ulps of |x| * (something <= 1): bound 8 ulps of |y| plus 4 ulps of |x| ... + 1e-30.
+// absolute error of a few ulps of |x| (x times a factor <= 1): bound 8 ulps of |y| + 4 ulps of |x| + 1e-30.
 const ACT_TOL: Record<string, (x: number) => Tol> = {
   gelu: (x) => ({ rtol: 8 * EPS32, atol: 4 * EPS32 * Math.abs(x) + 1e-30 }),
   gelu_tanh: (x) => ({ rtol: 8 * EPS32, atol: 4 * EPS32 * Math.abs(x) + 1e-30 }),
