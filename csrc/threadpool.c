@@ -250,8 +250,8 @@ void dl_parallel(dl_task_fn fn, void *ctx, int nth) {
 // ---- per-thread scratch ----------------------------------------------------------------------------------------
 
 typedef struct {
-  void *p;
-  size_t cap;
+  void *p[DL_SCRATCH_SLOTS];
+  size_t cap[DL_SCRATCH_SLOTS];
 } scratch_t;
 
 static pthread_key_t scratch_key;
@@ -259,13 +259,13 @@ static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
 
 static void scratch_free(void *v) {
   scratch_t *s = v;
-  free(s->p);
+  for (int i = 0; i < DL_SCRATCH_SLOTS; i++) free(s->p[i]);
   free(s);
 }
 
 static void scratch_init(void) { pthread_key_create(&scratch_key, scratch_free); }
 
-void *dl_scratch(size_t bytes) {
+void *dl_scratch(int slot, size_t bytes) {
   pthread_once(&scratch_once, scratch_init);
   scratch_t *s = pthread_getspecific(scratch_key);
   if (!s) {
@@ -273,13 +273,13 @@ void *dl_scratch(size_t bytes) {
     if (!s) abort();
     pthread_setspecific(scratch_key, s);
   }
-  if (s->cap < bytes) {
-    free(s->p);
+  if (s->cap[slot] < bytes) {
+    free(s->p[slot]);
     size_t cap = (bytes + 63) / 64 * 64;
     cap += cap / 4;  // some headroom so alternating layer sizes do not reallocate every call
-    s->p = aligned_alloc(64, (cap + 63) / 64 * 64);
-    if (!s->p) abort();
-    s->cap = cap;
+    s->p[slot] = aligned_alloc(64, (cap + 63) / 64 * 64);
+    if (!s->p[slot]) abort();
+    s->cap[slot] = cap;
   }
-  return s->p;
+  return s->p[slot];
 }

@@ -11,9 +11,15 @@
 // depend on the channel. So for each tap and each vector we classify the lanes once, then copy that vector for
 // every channel of the K block:
 //   ZERO    every lane falls in the padding;
-//   AFFINE1 lanes read x[base + l] (stride 1, also across output rows when OW == W), padding lanes masked to 0;
+//   AFFINE1 lanes read x[base + l] (also across output rows when OW == W), padding lanes masked to 0;
 //   AFFINE2 lanes read x[base + 2l] (stride 2 within one output row): two loads and a de-interleave;
 //   GATHER  anything else (row or image boundaries inside the vector, other strides): one scalar load per lane.
+//
+// Stride 2 (dilation 1): a vector that wraps to the next output row is not affine in x, so most vectors of small
+// layers would gather. Instead the caller's thread first splits x into its 2x2 phases, xp[n][c][phase][PH][PW]
+// with phase (r, s) holding x[2i + r][2j + s] (only the phases some tap reads). Tap (kh, kw) then reads phase
+// ((kh - pad_h) & 1, (kw - pad_w) & 1) at unit stride, which wraps rows contiguously when PW == OW, i.e. for every
+// "same"-padded stride-2 layer; a 1x1 stride-2 layer becomes a 1x1 stride-1 layer on phase (0, 0).
 
 #include <stdlib.h>
 
@@ -22,9 +28,14 @@
 
 typedef struct {
   const dl_conv2d_params *p;
-  const float *x;
-  int64_t Cg, HW, P, KHW, NR;
+  const float *x;        // x, or its phase planes
+  int64_t Cg, P, KHW, NR;
+  int64_t cstride;       // floats between channels of the source (H*W, or nslot*PH*PW)
+  int64_t istride;       // floats between images of the source (C * cstride)
   int direct_1x1;
+  int phased;            // the source is phase planes
+  int64_t PH, PW;        // phase plane size
+  int slot[4];           // phase r*2+s -> its index among the built planes, or -1
 } conv_ctx;
 
 enum { ZERO, AFFINE1, AFFINE2, GATHER };
@@ -32,7 +43,7 @@ enum { ZERO, AFFINE1, AFFINE2, GATHER };
 /** Output coordinates of the columns of one tile, VL lanes per vector; lanes past the tile are marked invalid. */
 typedef struct {
   vi ohs, ows;  // oh*stride_h, ow*stride_w
-  vi nbase;     // n*C*H*W (int32: the fast path requires |x| < 2^31)
+  vi nbase;     // n * istride (int32: the fast path requires the source < 2^31 floats)
   vi col_ok;
 } lanes_t;
 
@@ -44,7 +55,7 @@ static void tile_lanes(const conv_ctx *cx, int64_t j0, int64_t nr, int nvec, lan
       int64_t n = j / cx->P, pp = j % cx->P;
       ln[v].ohs[l] = (int32_t)((pp / p->OW) * p->stride_h);
       ln[v].ows[l] = (int32_t)((pp % p->OW) * p->stride_w);
-      ln[v].nbase[l] = (int32_t)(n * p->C * cx->HW);
+      ln[v].nbase[l] = (int32_t)(n * cx->istride);
       ln[v].col_ok[l] = jj < nr ? -1 : 0;
     }
   }
@@ -54,18 +65,18 @@ static const float *conv_get_b(const void *vctx, int64_t g, int64_t j0, int64_t 
                                float *dst, int64_t *ldb) {
   const conv_ctx *cx = vctx;
   const dl_conv2d_params *p = cx->p;
-  const int64_t NR = cx->NR, HW = cx->HW, KHW = cx->KHW;
+  const int64_t NR = cx->NR, CS = cx->cstride, KHW = cx->KHW;
   if (cx->direct_1x1 && nr == NR && j0 % cx->P + NR <= cx->P) {
-    int64_t n = j0 / cx->P;
-    *ldb = HW;
-    return cx->x + (n * p->C + g * cx->Cg + k0) * HW + j0 % cx->P;
+    *ldb = CS;
+    return cx->x + (j0 / cx->P) * cx->istride + (g * cx->Cg + k0) * CS + j0 % cx->P;
   }
   *ldb = NR;
   const int nvec = (int)((nr + DL_VL - 1) / DL_VL);
   lanes_t ln[8];
   tile_lanes(cx, j0, nr, nvec, ln);
-  const float *xg = cx->x + g * cx->Cg * HW;
-  const int64_t xend = p->N * p->C * HW;  // reads must stay in [0, xend) relative to x
+  const float *xg = cx->x + g * cx->Cg * CS;
+  const int64_t xend = p->N * cx->istride;  // reads must stay in [0, xend) relative to x
+  const int32_t H = (int32_t)p->H, W = (int32_t)p->W;
   vi lane;
   for (int l = 0; l < DL_VL; l++) lane[l] = l;
   for (int64_t r = 0; r < KHW; r++) {
@@ -77,21 +88,28 @@ static const float *conv_get_b(const void *vctx, int64_t g, int64_t j0, int64_t 
     if (c_lo > c_hi) continue;
     int64_t kh = r / p->KW, kw = r % p->KW;
     int32_t dh = (int32_t)(kh * p->dilation_h - p->pad_h), dw = (int32_t)(kw * p->dilation_w - p->pad_w);
+    // Phase planes: this tap reads phase (pr, ps) at (ih - pr)/2, (iw - ps)/2, one plane step per column.
+    int32_t pr = dh & 1, ps = dw & 1, step = (int32_t)p->stride_w;
+    int64_t pbase = 0;
+    if (cx->phased) {
+      pbase = cx->slot[pr * 2 + ps] * cx->PH * cx->PW;
+      step = 1;
+    }
     float *d0 = dst + (c_lo * KHW + r - k0) * NR;
     const int64_t dstep = KHW * NR, nc = c_hi - c_lo + 1;
-    const float *s0 = xg + c_lo * HW;
+    const float *s0 = xg + c_lo * CS;
     for (int v = 0; v < nvec; v++) {
       vi ih = ln[v].ohs + dh, iw = ln[v].ows + dw;
-      vi in = ln[v].col_ok & (ih >= 0) & (ih < (int32_t)p->H) & (iw >= 0) & (iw < (int32_t)p->W);
-      vi off = ln[v].nbase + ih * (int32_t)p->W + iw;
+      vi in = ln[v].col_ok & (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W);
+      vi off = cx->phased ? ln[v].nbase + (int32_t)pbase + ((ih - pr) >> 1) * (int32_t)cx->PW + ((iw - ps) >> 1)
+                          : ln[v].nbase + ih * W + iw;
       int mode = GATHER;
-      int64_t base = off[0], span = 0;
+      int64_t base = off[0];
       if (vi_bits(in) == 0) {
         mode = ZERO;
-      } else if (p->stride_w <= 2 && vi_bits((off == off[0] + lane * (int32_t)p->stride_w) | ~ln[v].col_ok) == DL_ALL_LANES) {
-        mode = p->stride_w == 1 ? AFFINE1 : AFFINE2;
-        span = p->stride_w == 1 ? DL_VL : 2 * DL_VL;
-        int64_t lo = base + g * cx->Cg * HW + c_lo * HW, hi = base + g * cx->Cg * HW + c_hi * HW + span;
+      } else if (step <= 2 && vi_bits((off == off[0] + lane * step) | ~ln[v].col_ok) == DL_ALL_LANES) {
+        mode = step == 1 ? AFFINE1 : AFFINE2;
+        int64_t lo = base + g * cx->Cg * CS + c_lo * CS, hi = base + g * cx->Cg * CS + c_hi * CS + step * DL_VL;
         if (lo < 0 || hi > xend) mode = GATHER;  // the vector read would leave x: gather the valid lanes only
       }
       float *d = d0 + v * DL_VL;
@@ -101,14 +119,14 @@ static const float *conv_get_b(const void *vctx, int64_t g, int64_t j0, int64_t 
           for (int64_t c = 0; c < nc; c++, d += dstep) vf_store(d, vf_zero());
           break;
         case AFFINE1:
-          for (int64_t c = 0; c < nc; c++, d += dstep, s += HW) vf_store(d, vf_and(vf_load(s + base), in));
+          for (int64_t c = 0; c < nc; c++, d += dstep, s += CS) vf_store(d, vf_and(vf_load(s + base), in));
           break;
         case AFFINE2:
-          for (int64_t c = 0; c < nc; c++, d += dstep, s += HW)
+          for (int64_t c = 0; c < nc; c++, d += dstep, s += CS)
             vf_store(d, vf_and(vf_even(vf_load(s + base), vf_load(s + base + DL_VL)), in));
           break;
         default:
-          for (int64_t c = 0; c < nc; c++, d += dstep, s += HW)
+          for (int64_t c = 0; c < nc; c++, d += dstep, s += CS)
             for (int l = 0; l < DL_VL; l++) d[l] = in[l] ? s[off[l]] : 0.0f;
           break;
       }
@@ -128,11 +146,46 @@ void dl_conv2d_pack(const dl_conv2d_params *p, const float *w, float *packed) {
   for (int64_t g = 0; g < G; g++) dl_gemm_pack_a(Og, K, w + g * Og * K, K, 1, 1.0f, packed + g * per);
 }
 
+typedef struct {
+  const conv_ctx *cx;
+  const float *x;
+  float *xp;
+} phase_job;
+
+// xp[n][c][slot][PH][PW] = x[n][c][2i + r][2j + s] for the phases (r, s) in use, 0 outside x.
+static void phase_task(void *arg, int ith, int nth) {
+  const phase_job *pj = arg;
+  const conv_ctx *cx = pj->cx;
+  const dl_conv2d_params *p = cx->p;
+  const int64_t PH = cx->PH, PW = cx->PW, H = p->H, W = p->W;
+  int64_t lo, hi;
+  dl_split(p->N * p->C, ith, nth, &lo, &hi);
+  for (int64_t nc = lo; nc < hi; nc++) {
+    const float *xc = pj->x + nc * H * W;
+    for (int ph = 0; ph < 4; ph++) {
+      if (cx->slot[ph] < 0) continue;
+      const int r = ph >> 1, s = ph & 1;
+      float *dp = pj->xp + nc * cx->cstride + cx->slot[ph] * PH * PW;
+      for (int64_t i = 0; i < PH; i++, dp += PW) {
+        int64_t ih = 2 * i + r, j = 0;
+        if (ih >= H) {
+          for (; j < PW; j++) dp[j] = 0;
+          continue;
+        }
+        const float *row = xc + ih * W + s;
+        for (; 2 * j + s + 2 * DL_VL <= W && j + DL_VL <= PW; j += DL_VL)
+          vf_store(dp + j, vf_even(vf_load(row + 2 * j), vf_load(row + 2 * j + DL_VL)));
+        for (; j < PW; j++) dp[j] = 2 * j + s < W ? row[2 * j] : 0;
+      }
+    }
+  }
+}
+
 void dl_conv2d(const dl_conv2d_params *p, const float *x, const float *w, const float *packed, const float *bias,
                const float *residual, float *y) {
   int64_t G = p->groups, Cg = p->C / G, Og = p->O / G, P = p->OH * p->OW;
   // The lane arithmetic is int32 and the panel classifier needs up to 8 vectors per tile.
-  if (p->N * p->C * p->H * p->W >= ((int64_t)1 << 31) - 64 || dl_gemm_nr() > 8 * DL_VL) {
+  if (p->N * p->C * (p->H + 1) * (p->W + 1) >= ((int64_t)1 << 31) - 64 || dl_gemm_nr() > 8 * DL_VL) {
     dl_conv2d_ref(p, x, w, packed, bias, residual, y);
     return;
   }
@@ -146,9 +199,27 @@ void dl_conv2d(const dl_conv2d_params *p, const float *x, const float *w, const 
     dl_conv2d_pack(p, w, own);
     packed = own;
   }
-  conv_ctx cx = {p, x, Cg, p->H * p->W, P, p->KH * p->KW, dl_gemm_nr(), 0};
-  cx.direct_1x1 = p->KH == 1 && p->KW == 1 && p->stride_h == 1 && p->stride_w == 1 && p->pad_h == 0 &&
-                  p->pad_w == 0 && p->OH == p->H && p->OW == p->W && !getenv("DL_NODIRECT");
+  conv_ctx cx = {.p = p, .x = x, .Cg = Cg, .P = P, .KHW = p->KH * p->KW, .NR = dl_gemm_nr(),
+                 .cstride = p->H * p->W, .istride = p->C * p->H * p->W, .slot = {-1, -1, -1, -1}};
+  const int pad0 = p->pad_h == 0 && p->pad_w == 0, k1 = p->KH == 1 && p->KW == 1;
+  cx.direct_1x1 = k1 && pad0 && p->stride_h == 1 && p->stride_w == 1 && p->OH == p->H && p->OW == p->W;
+  if (p->stride_h == 2 && p->stride_w == 2 && p->dilation_h == 1 && p->dilation_w == 1) {
+    cx.phased = 1;
+    cx.PH = (p->H + 1) / 2;
+    cx.PW = (p->W + 1) / 2;
+    int nslot = 0;
+    for (int64_t kh = 0; kh < p->KH && kh < 2; kh++)
+      for (int64_t kw = 0; kw < p->KW && kw < 2; kw++) cx.slot[((kh - p->pad_h) & 1) * 2 + ((kw - p->pad_w) & 1)] = 0;
+    for (int ph = 0; ph < 4; ph++)
+      if (cx.slot[ph] == 0) cx.slot[ph] = nslot++;
+    cx.cstride = nslot * cx.PH * cx.PW;
+    cx.istride = p->C * cx.cstride;
+    float *xp = dl_scratch(1, (size_t)(p->N * cx.istride) * sizeof(float) + 64);
+    phase_job pj = {&cx, x, xp};
+    dl_parallel(phase_task, &pj, dl_threads_for(p->N * p->C * p->H * p->W, 1 << 16));
+    cx.x = xp;
+    cx.direct_1x1 = k1 && pad0 && p->OW == cx.PW && p->OH <= cx.PH;
+  }
   dl_gemm_job jb = {.G = G, .M = Og, .J = p->N * P, .K = Cg * p->KH * p->KW, .ap = packed, .c = y,
                     .c_gs = Og * P, .ldc = P, .c_ns = p->O * P, .jp = P, .res = residual, .res_scale = 1.0f,
                     .bias = bias, .relu = p->relu, .get_b = conv_get_b, .bctx = &cx};

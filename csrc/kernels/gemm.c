@@ -3,11 +3,15 @@
 // C (M, J) = A (M, K) x B (K, J), BLIS-style: A is packed into row panels of MR rows ([K][MR], broadcast one
 // scalar at a time), B into column tiles of NR = NV*VL columns ([KC][NR], loaded as NV vectors). The microkernel
 // keeps an MR x NR tile of C in MR*NV vector registers (AVX-512: 8 x 48 = 24 zmm) and does MR*NV FMAs per k with
-// NV vector loads and MR embedded broadcasts. MR = 8 divides every ResNet channel count (64..2048); the column
-// count is (image, pixel) flattened, so tails are rare. Loops, outer to inner: the caller's thread share ->
-// column chunks of NCT tiles (B chunk stays in L2) -> K blocks of <= KC (A panel stays in L1) -> row panels ->
-// column tiles. Partial sums of C go to C itself between K blocks; the epilogue (bias, residual, relu) runs when
-// the last K block stores its tile.
+// NV vector loads and MR broadcasts. MR = 8 divides every ResNet channel count (64..2048) and 48 columns keep the
+// 24 accumulators of PERFORMANCE.md §4.2; AVX2 uses 6 x 16 (12 ymm), 128-bit SIMD 6 x 8, scalar 4 x 2. The
+// column count is (image, pixel) flattened, so tails are rare at batch > 1.
+//
+// Loops, outer to inner: this thread's column chunks of NCT tiles (its B chunk stays in L2) -> K blocks of
+// <= KC_MAX (an A panel, MR x KC, stays in L1) -> row panels -> column tiles. Between K blocks the partial sums
+// live in a dense per-thread buffer ([panel][tile][MR][NR], next to the B chunk in L2), not in C: C's rows are
+// far apart and may straddle images, so C is written exactly once, by the last K block, with the epilogue
+// (bias, residual or gemm's beta*C, relu) applied as the tile leaves the registers.
 //
 // A is (M,K), B is (K,J), C is (M,J) per group (see dl_gemm_job in kernels.h for the C layout).
 
@@ -150,7 +154,7 @@ typedef struct {
 static int64_t tile_vectors(const plan_t *pl, int64_t t0, int64_t t1) {
   int64_t nt = pl->nt, J = pl->job->J;
   int64_t last_nv = (J - (nt - 1) * NR + DL_VL - 1) / DL_VL;
-  int64_t lasts = (t1 + 1) / nt - (t0 + 1) / nt;  // tiles t in [t0, t1) with t % nt == nt - 1
+  int64_t lasts = t1 / nt - t0 / nt;  // tiles t in [t0, t1) with t % nt == nt - 1
   return (t1 - t0 - lasts) * NV + lasts * last_nv;
 }
 
@@ -236,7 +240,7 @@ static void gemm_task(void *arg, int ith, int nth) {
   // ([panel][tile][MR][NR]; only when K takes several blocks).
   size_t bfloats = (size_t)(pl->nct * pl->kc * NR);
   size_t cfloats = pl->nkb > 1 ? (size_t)((mp1 - mp0) * pl->nct * MR * NR) : 0;
-  float *bbuf = dl_scratch((bfloats + cfloats) * sizeof(float) + 64), *cbuf = bbuf + bfloats;
+  float *bbuf = dl_scratch(0, (bfloats + cfloats) * sizeof(float) + 64), *cbuf = bbuf + bfloats;
   const int64_t cpg = (pl->nt + pl->nct - 1) / pl->nct;  // chunks per group
   if (tm == 1 && nth > 1) {
     for (int64_t c; (c = atomic_fetch_add(&pl->next_chunk, 1)) < jb->G * cpg;) {
@@ -259,9 +263,7 @@ void dl_gemm_run(const dl_gemm_job *jb) {
   plan_t pl = {.job = jb};
   pl.nmp = (jb->M + MR - 1) / MR;
   pl.nt = (jb->J + NR - 1) / NR;
-  int64_t kcmax = getenv("DL_KC") ? atoi(getenv("DL_KC")) : KC_MAX;  // TUNING ONLY
-  int64_t l2b = getenv("DL_L2B") ? atoi(getenv("DL_L2B")) << 10 : L2_BYTES;  // TUNING ONLY
-  pl.nkb = (jb->K + kcmax - 1) / kcmax;
+  pl.nkb = (jb->K + KC_MAX - 1) / KC_MAX;
   pl.kc = (jb->K + pl.nkb - 1) / pl.nkb;
   // Threads: at least ~1 M multiply-adds each. Then the thread grid with the least work per thread (in tile
   // vectors, so a narrow last tile counts as narrow); ties go to splitting columns, since then each thread packs
@@ -287,9 +289,10 @@ void dl_gemm_run(const dl_gemm_job *jb) {
   // Column chunk: its B panels plus (when K is blocked) this thread's partial sums should stay in L2.
   int64_t rows = (pl.nmp + pl.tm - 1) / pl.tm * MR;
   int64_t per_tile = (pl.kc + (pl.nkb > 1 ? rows : 0)) * NR * 4;
-  pl.nct = l2b / per_tile;
+  pl.nct = L2_BYTES / per_tile;
   // With a column split, keep >= 4 chunks per thread when there are enough tiles (balance).
   if (pl.tm == 1 && nth > 1 && pl.nct > T / (4 * nth)) pl.nct = T / (4 * nth);
+  if (pl.nct > 256) pl.nct = 256;  // bounds the per-chunk arrays on the stack (tiny K)
   if (pl.nct < 1) pl.nct = 1;
   atomic_init(&pl.next_chunk, 0);
   dl_parallel(gemm_task, &pl, nth);
@@ -333,45 +336,56 @@ static const float *gemm_get_b(const void *vctx, int64_t g, int64_t j0, int64_t 
   return dst;
 }
 
-// Skinny products (M or N <= 4): dot products of K-contiguous rows, which reads the big operand once instead
-// of packing it. X (nx <= 4 rows) . Y (ny <= 4 rows) -> out[i][j] = sum_k X[i][k] Y[j][k].
+// Skinny products (M or N <= 8): dot products of K-contiguous rows, which reads the big operand once instead of
+// packing it (the FC layer at small batch: 1..8 x 2048 times 1000 x 2048). X has nx <= 8 rows, Y has ny rows;
+// out[i][j] = sum_k X[i][k] Y[j][k]. Blocks of XB x YB dot products share their loads: 4 x 4 when nx <= 4,
+// 8 x 2 otherwise. Rows past nx repeat row 0 (wasted FMAs, no extra memory traffic).
 typedef struct {
   const float *X, *Y;   // X rows = op(A) rows (M of them) or op(B) columns, see `swap`
   int64_t nx, ny, K;
   float alpha, beta;
   float *C;
   int64_t N;
-  int swap;             // 0: X = op(A) rows, Y = op(B)^T rows; 1: the other way round (M > 4, N <= 4)
+  int swap;             // 0: X = op(A) rows, Y = op(B)^T rows; 1: the other way round (M > 8, N <= 8)
 } skinny_ctx;
+
+DL_INLINE void skinny_block(const skinny_ctx *s, int64_t yb, const int XB, const int YB) {
+  const float *xr[8], *yr[4];
+  for (int i = 0; i < XB; i++) xr[i] = s->X + (i < s->nx ? i : 0) * s->K;
+  for (int j = 0; j < YB; j++) yr[j] = s->Y + (yb + j < s->ny ? yb + j : yb) * s->K;
+  vf acc[8][4];
+  for (int i = 0; i < XB; i++)
+    for (int j = 0; j < YB; j++) acc[i][j] = vf_zero();
+  int64_t k = 0;
+  for (; k + DL_VL <= s->K; k += DL_VL) {
+    vf yv[4];
+    for (int j = 0; j < YB; j++) {
+      __builtin_prefetch(yr[j] + k + 256, 0, 0);  // Y streams from DRAM (weights); stay ~1 KB ahead
+      yv[j] = vf_load(yr[j] + k);
+    }
+    for (int i = 0; i < XB; i++) {
+      vf xv = vf_load(xr[i] + k);
+      for (int j = 0; j < YB; j++) acc[i][j] = xv * yv[j] + acc[i][j];
+    }
+  }
+  for (int i = 0; i < s->nx && i < XB; i++) {
+    for (int j = 0; j < YB && yb + j < s->ny; j++) {
+      float sum = vf_hsum(acc[i][j]);
+      for (int64_t kk = k; kk < s->K; kk++) sum += xr[i][kk] * yr[j][kk];
+      float *cp = s->swap ? &s->C[(yb + j) * s->N + i] : &s->C[i * s->N + yb + j];
+      *cp = s->alpha * sum + (s->beta == 0 ? 0 : s->beta * *cp);
+    }
+  }
+}
 
 static void skinny_task(void *arg, int ith, int nth) {
   const skinny_ctx *s = arg;
+  const int YB = s->nx <= 4 ? 4 : 2;
   int64_t lo, hi;
-  dl_split((s->ny + 3) / 4, ith, nth, &lo, &hi);
-  for (int64_t yb = lo * 4; yb < hi * 4 && yb < s->ny; yb += 4) {
-    const float *xr[4], *yr[4];
-    for (int i = 0; i < 4; i++) xr[i] = s->X + (i < s->nx ? i : 0) * s->K;
-    for (int j = 0; j < 4; j++) yr[j] = s->Y + (yb + j < s->ny ? yb + j : yb) * s->K;
-    vf acc[4][4];
-    for (int i = 0; i < 4; i++)
-      for (int j = 0; j < 4; j++) acc[i][j] = vf_zero();
-    int64_t k = 0;
-    for (; k + DL_VL <= s->K; k += DL_VL) {
-      vf yv[4];
-      for (int j = 0; j < 4; j++) yv[j] = vf_load(yr[j] + k);
-      for (int i = 0; i < 4; i++) {
-        vf xv = vf_load(xr[i] + k);
-        for (int j = 0; j < 4; j++) acc[i][j] = xv * yv[j] + acc[i][j];
-      }
-    }
-    for (int i = 0; i < s->nx; i++) {
-      for (int j = 0; j < 4 && yb + j < s->ny; j++) {
-        float sum = vf_hsum(acc[i][j]);
-        for (int64_t kk = k; kk < s->K; kk++) sum += xr[i][kk] * yr[j][kk];
-        float *cp = s->swap ? &s->C[(yb + j) * s->N + i] : &s->C[i * s->N + yb + j];
-        *cp = s->alpha * sum + (s->beta == 0 ? 0 : s->beta * *cp);
-      }
-    }
+  dl_split((s->ny + YB - 1) / YB, ith, nth, &lo, &hi);
+  for (int64_t yb = lo * YB; yb < hi * YB && yb < s->ny; yb += YB) {
+    if (YB == 4) skinny_block(s, yb, 4, 4);
+    else skinny_block(s, yb, 8, 2);
   }
 }
 
@@ -394,13 +408,13 @@ void dl_gemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float al
     for (int64_t i = 0; i < M * N; i++) C[i] = beta == 0 ? 0 : beta * C[i];
     return;
   }
-  if (M <= 4 || N <= 4) {
+  if (M <= 8 || N <= 8) {
     float *ta = NULL, *tb = NULL;
     const float *ar = k_contiguous(A, M, K, trans_a, &ta);   // op(A) rows
     const float *bc = k_contiguous(B, N, K, !trans_b, &tb);  // op(B) columns
     if (ar && bc) {
       skinny_ctx s = {ar, bc, M, N, K, alpha, beta, C, N, 0};
-      if (M > 4) s = (skinny_ctx){bc, ar, N, M, K, alpha, beta, C, N, 1};
+      if (M > 8 || (N < M && N <= 8)) s = (skinny_ctx){bc, ar, N, M, K, alpha, beta, C, N, 1};
       dl_parallel(skinny_task, &s, dl_threads_for(s.ny * K / 4, 1 << 16));
     } else {
       dl_gemm_ref(trans_a, trans_b, M, N, K, alpha, A, B, beta, C);

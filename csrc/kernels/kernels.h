@@ -71,8 +71,13 @@ typedef void (*dl_task_fn)(void *ctx, int ith, int nth);
  */
 void dl_parallel(dl_task_fn fn, void *ctx, int nth);
 
-/** A 64-byte-aligned buffer of at least `bytes`, private to the calling thread, valid until its next call. */
-void *dl_scratch(size_t bytes);
+/**
+ * A 64-byte-aligned buffer of at least `bytes`, private to the calling thread, valid until its next call with the
+ * same slot. Slot 0 is for work inside a task (B panels, row buffers), slot 1 for a whole call's data prepared by
+ * the caller before dl_parallel (stride-2 phase planes). Kept between calls, so steady state allocates nothing.
+ */
+#define DL_SCRATCH_SLOTS 2
+void *dl_scratch(int slot, size_t bytes);
 
 /** Threads worth using for `work` units when one thread should get at least `grain` of them. */
 static inline int dl_threads_for(int64_t work, int64_t grain) {

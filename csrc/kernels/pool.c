@@ -66,11 +66,27 @@ static void maxpool_plane_separable(const dl_pool2d_params *p, const float *x, f
       }
     }
     float *yr = y + oh * p->OW;
-    for (int64_t ow = 0; ow < p->OW; ow++) {
+    // Interior outputs (every tap inside the row) DL_VL at a time for strides 1 and 2; the rest one by one.
+    const int64_t sw = p->stride_w, dw = p->dilation_w, KW = p->KW;
+    int64_t lo = (p->pad_w + sw - 1) / sw, hi = W - 1 + p->pad_w - (KW - 1) * dw < 0 ? 0 : (W - 1 + p->pad_w - (KW - 1) * dw) / sw + 1;
+    if (hi > p->OW) hi = p->OW;
+    int64_t ow = 0;
+    for (; ow < p->OW; ow++) {
+      if (rows && sw <= 2 && ow >= lo && ow + DL_VL <= hi) {
+        const float *r = rowmax + ow * sw - p->pad_w;
+        vf best = sw == 1 ? vf_load(r) : vf_even(vf_load(r), vf_load(r + DL_VL));
+        for (int64_t kw = 1; kw < KW; kw++) {
+          const float *q = r + kw * dw;
+          best = vf_max_nan(best, sw == 1 ? vf_load(q) : vf_even(vf_load(q), vf_load(q + DL_VL)));
+        }
+        vf_store(yr + ow, best);
+        ow += DL_VL - 1;
+        continue;
+      }
       float best = -INFINITY;
       if (rows)
-        for (int64_t kw = 0; kw < p->KW; kw++) {
-          int64_t iw = ow * p->stride_w - p->pad_w + kw * p->dilation_w;
+        for (int64_t kw = 0; kw < KW; kw++) {
+          int64_t iw = ow * sw - p->pad_w + kw * dw;
           if (iw < 0 || iw >= W) continue;
           float v = rowmax[iw];
           if (v > best || v != v) best = v;
@@ -85,7 +101,8 @@ static void maxpool_task(void *arg, int ith, int nth) {
   const dl_pool2d_params *p = m->p;
   int64_t lo, hi;
   dl_split(p->N * p->C, ith, nth, &lo, &hi);
-  float *rowmax = m->indices ? NULL : dl_scratch((size_t)p->W * sizeof(float) + 64);
+  // rowmax: W floats plus slack, since a stride-2 vector step reads one float past its last tap.
+  float *rowmax = m->indices ? NULL : dl_scratch(0, (size_t)(p->W + 2 * DL_VL) * sizeof(float) + 64);
   for (int64_t nc = lo; nc < hi; nc++) {
     const float *x = m->x + nc * p->H * p->W;
     float *y = m->y + nc * p->OH * p->OW;

@@ -13,3 +13,19 @@ export {
 } from './safetensors.js';
 export { parseNpy, readNpySync, serializeNpy, writeNpySync, NPY_MAX_HEADER } from './npy.js';
 export { TensorFileError } from './tensor-bytes.js';
+export {
+  parsePth,
+  readPth,
+  readPthSync,
+  extractStateDict,
+  PthStorage,
+  STATE_DICT_KEYS,
+  PTH_GLOBALS,
+  PTH_MAX_COMPRESSED_RECORD,
+  PTH_MAX_ELEMENTS,
+  type PthFile,
+  type TorchDType,
+} from './pth.js';
+export { serializePth, writePthSync } from './pth-write.js';
+export { unpickle, pyTuple, isPyTuple, pyState, PyGlobal, MAX_PICKLE_DEPTH, type UnpickleOptions } from './pickle.js';
+export { readZipEntries, readZipEntry, zipChunks, type ZipEntry, type ZipWriteOptions } from './zip.js';

@@ -107,6 +107,11 @@ const CONV_CASES: ConvCase[] = [
   { N: 1, C: 12, H: 17, W: 9, O: 20, KH: 1, KW: 1, s: [2, 2] },
   { N: 1, C: 4, H: 9, W: 9, O: 6, KH: 3, KW: 3, s: [2, 1], p: [0, 0] },
   { N: 1, C: 4, H: 19, W: 23, O: 6, KH: 3, KW: 3, s: [3, 3], p: [1, 1] },
+  // stride 2 through the phase planes: odd sizes, no padding, an even kernel, 1x1 downsampling across images
+  { N: 2, C: 6, H: 10, W: 13, O: 9, KH: 3, KW: 3, s: [2, 2], bias: true },
+  { N: 1, C: 5, H: 12, W: 12, O: 7, KH: 4, KW: 2, s: [2, 2], p: [2, 1], relu: true },
+  { N: 3, C: 12, H: 9, W: 7, O: 20, KH: 1, KW: 1, s: [2, 2], residual: true },
+  { N: 3, C: 32, H: 20, W: 20, O: 48, KH: 1, KW: 1, s: [2, 2], bias: true },
   // dilation 2
   { N: 1, C: 6, H: 12, W: 13, O: 10, KH: 3, KW: 3, d: [2, 2], p: [2, 2], bias: true },
   { N: 3, C: 5, H: 10, W: 9, O: 7, KH: 3, KW: 3, d: [2, 1], p: [0, 1], s: [1, 2] },
