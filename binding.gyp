@@ -28,7 +28,7 @@
     },
     {
       'target_name': 'resnet_native',
-      'sources': ['csrc/binding/napi.c', 'csrc/dispatch.c', 'csrc/threadpool.c'],
+      'sources': ['csrc/binding/napi.c', 'csrc/binding/pool.c', 'csrc/dispatch.c', 'csrc/threadpool.c'],
       'dependencies': ['dl_kernels_scalar'],
       'conditions': [
         ['target_arch=="x64"', {

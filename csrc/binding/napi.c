@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "../include/dl.h"
+#include "pool.h"
 
 #define MAX_ARGS 12
 #define DIM_MAX ((int64_t)1 << 40)
@@ -29,6 +30,7 @@ static void fail(call_t *c, const char *code, const char *msg) {
   napi_is_exception_pending(c->env, &pending);
   if (pending) return;
   if (code && strcmp(code, "TypeError") == 0) napi_throw_type_error(c->env, NULL, msg);
+  else if (code && strcmp(code, "Error") == 0) napi_throw_error(c->env, NULL, msg);
   else napi_throw_range_error(c->env, NULL, msg);
 }
 
@@ -287,6 +289,98 @@ static napi_value add(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+// ---- memory for op outputs (pool.c) ---------------------------------------------------------------------------
+// Each block goes to JavaScript as the storage of one external ArrayBuffer; its finalizer, which Node runs on the
+// JS thread once the ArrayBuffer is garbage, is the only way back into the pool, so a block is never handed out
+// while an ArrayBuffer over it can still be reached. The finalize hint carries the block's mapped size. The
+// bytes handed out are reported to V8 as external memory, so that garbage collection keeps pace with them.
+
+#define POOL_MAX_BYTES ((int64_t)1 << 31)
+
+static void pool_finalize(napi_env env, void *data, void *hint) {
+  size_t mapped = (size_t)(uintptr_t)hint;
+  int64_t total;
+  napi_adjust_external_memory(env, -(int64_t)mapped, &total);
+  pool_put(data, mapped);
+}
+
+// alloc(n) -> a Float32Array of n elements over a pooled block (contents unspecified), or undefined when the pool
+// declines (n == 0, above 2 GB, over its limit, out of memory): the caller then allocates normally. Throws when
+// this runtime refuses external array buffers (e.g. a V8 sandbox).
+static napi_value alloc(napi_env env, napi_callback_info info) {
+  call_t c;
+  if (!begin(&c, env, info, 1)) return NULL;
+  int64_t n = integer(&c, 0, 0, "n");
+  if (c.failed) return NULL;
+  size_t mapped = 0;
+  size_t bytes = (size_t)n * sizeof(float);
+  void *b = n > 0 && (int64_t)bytes <= POOL_MAX_BYTES ? pool_get(bytes, &mapped) : NULL;
+  if (!b) return undefined(env);
+  napi_value ab, ta;
+  napi_status st = napi_create_external_arraybuffer(env, b, bytes, pool_finalize, (void *)(uintptr_t)mapped, &ab);
+  if (st != napi_ok) {
+    const napi_extended_error_info *e = NULL;
+    napi_get_last_error_info(env, &e);
+    char msg[200];
+    snprintf(msg, sizeof msg, "napi_create_external_arraybuffer failed (status %d: %s)", (int)st,
+             e && e->error_message ? e->error_message : "no message");
+    // These statuses come back before Node registers the finalizer, so the block is still ours. After any other
+    // failure the finalizer may still run, so the block stays counted as live rather than risk a double return.
+    if (st == napi_invalid_arg || st == napi_pending_exception || st == napi_no_external_buffers_allowed ||
+        st == napi_cannot_run_js)
+      pool_put(b, mapped);
+    fail(&c, "Error", msg);
+    return NULL;
+  }
+  int64_t total;
+  napi_adjust_external_memory(env, (int64_t)mapped, &total);
+  if (napi_create_typedarray(env, napi_float32_array, (size_t)n, ab, 0, &ta) != napi_ok) {
+    fail(&c, "Error", "resnet_native: napi_create_typedarray failed");  // ab's finalizer returns the block
+    return NULL;
+  }
+  return ta;
+}
+
+static void set_double(napi_env env, napi_value obj, const char *name, double v) {
+  napi_value x;
+  napi_create_double(env, v, &x);
+  napi_set_named_property(env, obj, name, x);
+}
+
+// poolStats() -> {limit, live, idle, hits, misses, refusals, evictions} (bytes and counts)
+static napi_value pool_stats_fn(napi_env env, napi_callback_info info) {
+  (void)info;
+  pool_stats s;
+  pool_get_stats(&s);
+  napi_value o;
+  if (napi_create_object(env, &o) != napi_ok) return NULL;
+  set_double(env, o, "limit", (double)s.limit);
+  set_double(env, o, "live", (double)s.live);
+  set_double(env, o, "idle", (double)s.idle);
+  set_double(env, o, "hits", (double)s.hits);
+  set_double(env, o, "misses", (double)s.misses);
+  set_double(env, o, "refusals", (double)s.refusals);
+  set_double(env, o, "evictions", (double)s.evictions);
+  return o;
+}
+
+// poolSetLimit(bytes)
+static napi_value pool_set_limit_fn(napi_env env, napi_callback_info info) {
+  call_t c;
+  if (!begin(&c, env, info, 1)) return NULL;
+  int64_t bytes = integer(&c, 0, 0, "pool limit");
+  if (c.failed) return NULL;
+  pool_set_limit((uint64_t)bytes);
+  return undefined(env);
+}
+
+// poolTrim(): unmap every idle block.
+static napi_value pool_trim_fn(napi_env env, napi_callback_info info) {
+  (void)info;
+  pool_trim();
+  return undefined(env);
+}
+
 static napi_value str(napi_env env, const char *s) {
   napi_value v;
   napi_create_string_utf8(env, s, NAPI_AUTO_LENGTH, &v);
@@ -343,7 +437,8 @@ static napi_value init(napi_env env, napi_value exports) {
     {"gemm", gemm}, {"batchNorm", batchnorm}, {"batchNormStats", batchnorm_stats}, {"maxPool2d", maxpool2d},
     {"adaptiveAvgPool2d", adaptive_avgpool2d}, {"relu", relu}, {"add", add}, {"isa", isa},
     {"isaList", isa_list}, {"setIsa", set_isa}, {"numThreads", num_threads}, {"numCores", num_cores},
-    {"setNumThreads", set_num_threads},
+    {"setNumThreads", set_num_threads}, {"alloc", alloc}, {"poolStats", pool_stats_fn},
+    {"poolSetLimit", pool_set_limit_fn}, {"poolTrim", pool_trim_fn},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

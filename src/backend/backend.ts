@@ -49,6 +49,14 @@ export interface Pool2dParams {
 export interface Backend {
   readonly name: BackendName;
 
+  /**
+   * Storage for n float32 values that the caller will fully write before reading; contents unspecified (they may
+   * be an earlier tensor's values). Exactly n long, over a buffer of its own (byteOffset 0). ops/ allocates every
+   * output that a backend member fully writes this way; js returns new Float32Array(n), native reuses memory from
+   * a pool (see native.ts).
+   */
+  alloc(n: number): Float32Array;
+
   /** y (N,O,OH,OW) = epilogue(conv(x (N,C,H,W), w (O,C/groups,KH,KW))). Zero padding. */
   conv2d(x: Float32Array, w: Float32Array, p: Conv2dParams, ep: Conv2dEpilogue, y: Float32Array, pack?: PackKey): void;
 

@@ -154,6 +154,7 @@ function add(a: Float32Array, b: Float32Array, y: Float32Array, n: number, doRel
 
 export const jsBackend: Backend = {
   name: 'js',
+  alloc: (n: number) => new Float32Array(n),
   conv2d,
   batchNorm,
   batchNormStats,

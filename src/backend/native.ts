@@ -15,6 +15,26 @@ export interface NativeInfo {
   error: string;
   /** SIMD level picked at run time: 'avx512' | 'avx2' | 'scalar' (empty when not loaded). */
   isa: string;
+  /**
+   * Where Backend.alloc gets memory: 'pool (...)', or 'Float32Array (...)' with the reason the pool is off
+   * (RESNET_POOL_MB=0, or the runtime refuses external array buffers); empty when not loaded.
+   */
+  alloc: string;
+}
+
+/** Counters of the native memory pool (bytes and counts); see csrc/binding/pool.c. */
+export interface PoolStats {
+  /** Bytes the pool may manage, live plus idle (RESNET_POOL_MB). */
+  limit: number;
+  /** Bytes handed out whose ArrayBuffers have not been finalized yet. */
+  live: number;
+  /** Bytes kept for reuse. */
+  idle: number;
+  hits: number;
+  misses: number;
+  /** Requests the pool declined (over the limit, or out of memory); those got a plain Float32Array. */
+  refusals: number;
+  evictions: number;
 }
 
 let cached: { backend: Backend | null; info: NativeInfo } | null = null;
@@ -27,7 +47,7 @@ export function packageRoot(): string {
 export function loadNative(): { backend: Backend | null; info: NativeInfo } {
   if (cached) return cached;
   const path = process.env.RESNET_NATIVE_PATH || join(packageRoot(), 'build', 'Release', 'resnet_native.node');
-  const fail = (error: string) => (cached = { backend: null, info: { loaded: false, path, error, isa: '' } });
+  const fail = (error: string) => (cached = { backend: null, info: { loaded: false, path, error, isa: '', alloc: '' } });
   if (!existsSync(path)) {
     return fail(`${path} does not exist. Build it with \`npm install\` (or \`node scripts/build-native.mjs\`); it needs python3, make and g++ (node-gyp).`);
   }
@@ -48,7 +68,7 @@ export function loadNative(): { backend: Backend | null; info: NativeInfo } {
         return fail(`RESNET_ISA=${want} but this CPU/build offers only ${a.isaList()}. Unset RESNET_ISA or pick one of those.`);
       }
     }
-    cached = { backend, info: { loaded: true, path, error: '', isa: a.isa() } };
+    cached = { backend, info: { loaded: true, path, error: '', isa: a.isa(), alloc: poolInfo } };
     nativeAddon = a;
   } catch (e) {
     return fail(`${path} loaded but is unusable: ${(e as Error).message}`);
@@ -77,11 +97,15 @@ interface Addon {
   numThreads(): number;
   numCores(): number;
   setNumThreads(n: number): number;
+  alloc(n: number): Float32Array | undefined;
+  poolStats(): PoolStats;
+  poolSetLimit(bytes: number): void;
+  poolTrim(): void;
 }
 
 const ADDON_FUNCTIONS: (keyof Addon)[] = ['conv2dPackedSize', 'conv2dPack', 'conv2d', 'gemm', 'batchNorm',
   'batchNormStats', 'maxPool2d', 'adaptiveAvgPool2d', 'relu', 'add', 'isa', 'isaList', 'setIsa', 'numThreads',
-  'numCores', 'setNumThreads'];
+  'numCores', 'setNumThreads', 'alloc', 'poolStats', 'poolSetLimit', 'poolTrim'];
 
 let nativeAddon: Addon | null = null;
 
@@ -99,6 +123,56 @@ export function setNativeIsa(name: string): string {
   const isa = nativeAddon.setIsa(name);
   cached.info.isa = isa;
   return isa;
+}
+
+/** Counters of the native memory pool, or null when the addon is not loaded. */
+export function nativePoolStats(): PoolStats | null {
+  return nativeAddon ? nativeAddon.poolStats() : null;
+}
+
+/** Unmap the pool's idle blocks (memory held for reuse); live ones return to it as their arrays are collected. */
+export function nativePoolTrim(): void {
+  nativeAddon?.poolTrim();
+}
+
+// ---- Backend.alloc -----------------------------------------------------------------------------------------
+// Outputs of 64 KB and more come from the C pool (csrc/binding/pool.c) as Float32Arrays over external
+// ArrayBuffers: memory that earlier forwards already faulted in, instead of fresh zeroed pages. A block goes back
+// to the pool when its ArrayBuffer is finalized (Node runs that from the event loop after garbage collection), so
+// no block is handed out while an array over it is reachable. Smaller outputs, and any request the pool declines
+// (over RESNET_POOL_MB, live plus idle), get new Float32Array(n).
+
+/** Elements below which alloc() is plain new Float32Array(n) (64 KB). */
+const POOL_MIN = 16384;
+/** Elements above which alloc() is plain new Float32Array(n) (2 GB, the C side's cap). */
+const POOL_MAX = 2 ** 29;
+const POOL_DEFAULT_MB = 1024;
+
+let poolInfo = '';
+
+/** Apply RESNET_POOL_MB and check that this runtime accepts external array buffers. Returns whether to pool. */
+function setupPool(a: Addon): boolean {
+  const env = process.env.RESNET_POOL_MB;
+  let mb = POOL_DEFAULT_MB, note = '';
+  if (env !== undefined && env !== '') {
+    const v = Number(env);
+    if (Number.isInteger(v) && v >= 0 && v <= 2 ** 20) mb = v;
+    else note = `; RESNET_POOL_MB='${env}' is not an integer in [0, 1048576], using ${POOL_DEFAULT_MB}`;
+  }
+  a.poolSetLimit(mb * 2 ** 20);
+  if (mb === 0) {
+    poolInfo = 'Float32Array (RESNET_POOL_MB=0 turns the pool off)';
+    return false;
+  }
+  try {
+    const probe = a.alloc(POOL_MIN);
+    if (!(probe instanceof Float32Array) || probe.length !== POOL_MIN) throw new Error('alloc returned no Float32Array');
+  } catch (e) {
+    poolInfo = `Float32Array (the memory pool is off: ${(e as Error).message})${note}`;
+    return false;
+  }
+  poolInfo = `pool (outputs >= 64 KB reuse 64-byte-aligned native blocks, up to ${mb} MB: RESNET_POOL_MB)${note}`;
+  return true;
 }
 
 /** A packed copy of one weight tensor, valid for one version, geometry and SIMD level. */
@@ -120,6 +194,7 @@ export function makeNativeBackend(addon: unknown): Backend {
   const convP = new Float64Array(16);
   const poolP = new Float64Array(14);
   const packs = new WeakMap<object, PackEntry>();
+  let pooling = setupPool(a);
 
   function fillConv(p: Conv2dParams): Float64Array {
     convP[0] = p.N; convP[1] = p.C; convP[2] = p.H; convP[3] = p.W;
@@ -143,6 +218,20 @@ export function makeNativeBackend(addon: unknown): Backend {
 
   return {
     name: 'native',
+    alloc(n: number): Float32Array {
+      if (pooling && n >= POOL_MIN && n <= POOL_MAX && Math.floor(n) === n) {
+        try {
+          const y = a.alloc(n);
+          if (y !== undefined) return y;
+        } catch (e) {
+          // not expected after the probe in setupPool; stop pooling and say why in backendInfo().native.alloc
+          pooling = false;
+          poolInfo = `Float32Array (the memory pool failed and was turned off: ${(e as Error).message})`;
+          if (cached) cached.info.alloc = poolInfo;
+        }
+      }
+      return new Float32Array(n);
+    },
     conv2d(x: Float32Array, w: Float32Array, p: Conv2dParams, ep: Conv2dEpilogue, y: Float32Array, pack?: PackKey): void {
       const params = fillConv(p);
       const pw = pack ? packed(w, p, params, pack) : null;

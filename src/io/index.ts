@@ -1,5 +1,5 @@
-// io/: reading and writing tensor files. Names are returned exactly as the files have them; matching them to a
-// model's parameters is the caller's business (io/ never imports nn/ or models/).
+// io/: reading and writing tensor files (safetensors, npy, PyTorch .pth). Names are returned exactly as the files
+// have them; matching them to a model's parameters is the caller's business (io/ never imports nn/ or models/).
 
 export {
   parseSafetensors,
@@ -28,4 +28,4 @@ export {
 } from './pth.js';
 export { serializePth, writePthSync } from './pth-write.js';
 export { unpickle, pyTuple, isPyTuple, pyState, PyGlobal, MAX_PICKLE_DEPTH, type UnpickleOptions } from './pickle.js';
-export { readZipEntries, readZipEntry, zipChunks, type ZipEntry, type ZipWriteOptions } from './zip.js';
+export type { ZipWriteOptions } from './zip.js';

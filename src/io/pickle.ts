@@ -55,16 +55,19 @@ export interface UnpickleOptions {
   globals?: ReadonlySet<string>;
   /** REDUCE of one of `globals`: return the value, or throw with `fail`. */
   reduce?(name: string, args: readonly unknown[], fail: (msg: string) => TensorFileError): unknown;
+  /** A hint appended to the error for a global that is not allowed (e.g. how to re-save the file). */
+  explain?(name: string): string | undefined;
   /** BINPERSID: the object a persistent id stands for. Without it persistent ids are an error. */
   persistentLoad?(pid: unknown, fail: (msg: string) => TensorFileError): unknown;
 }
 
 /** Opcodes torch never writes (or that would run code), by byte, so that errors can name them. */
-const REFUSED: Record<number, string> = {
-  0x30: 'POP', 0x31: 'POP_MARK', 0x32: 'DUP', 0x46: 'FLOAT', 0x49: 'INT', 0x4c: 'LONG', 0x50: 'PERSID', 0x53: 'STRING',
-  0x56: 'UNICODE', 0x64: 'DICT', 0x67: 'GET', 0x69: 'INST', 0x6c: 'LIST', 0x6f: 'OBJ', 0x70: 'PUT', 0x81: 'NEWOBJ',
-  0x82: 'EXT1', 0x83: 'EXT2', 0x84: 'EXT4', 0x92: 'NEWOBJ_EX', 0x97: 'NEXT_BUFFER', 0x98: 'READONLY_BUFFER',
-};
+const REFUSED: ReadonlyMap<number, string> = new Map([
+  [0x30, 'POP'], [0x31, 'POP_MARK'], [0x32, 'DUP'], [0x46, 'FLOAT'], [0x49, 'INT'], [0x4c, 'LONG'], [0x50, 'PERSID'],
+  [0x53, 'STRING'], [0x56, 'UNICODE'], [0x64, 'DICT'], [0x67, 'GET'], [0x69, 'INST'], [0x6c, 'LIST'], [0x6f, 'OBJ'],
+  [0x70, 'PUT'], [0x81, 'NEWOBJ'], [0x82, 'EXT1'], [0x83, 'EXT2'], [0x84, 'EXT4'], [0x92, 'NEWOBJ_EX'],
+  [0x97, 'NEXT_BUFFER'], [0x98, 'READONLY_BUFFER'],
+]);
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 /** Python 2 str bytes as text, byte b -> U+00bb (TextDecoder's 'latin1' is really windows-1252). */
@@ -148,8 +151,8 @@ export function unpickle(buf: Uint8Array, start: number, o: UnpickleOptions): { 
     return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
   };
   const line = () => {
-    const nl = buf.indexOf(0x0a, pos);
-    if (nl < 0 || nl - pos > 256) throw fail('expected a module or name of at most 256 characters ending in a newline');
+    const nl = buf.subarray(pos, pos + 257).indexOf(0x0a) + pos;
+    if (nl < pos) throw fail('expected a module or name of at most 256 characters ending in a newline');
     const s = str(nl - pos, utf8);
     pos++;
     return s;
@@ -157,7 +160,8 @@ export function unpickle(buf: Uint8Array, start: number, o: UnpickleOptions): { 
   const global = (name: string) => {
     if (!BUILTIN_GLOBALS.has(name) && !allowed.has(name)) {
       const list = [...BUILTIN_GLOBALS, ...allowed].join(', ');
-      throw fail(`pickle global ${JSON.stringify(name)} is not allowed (allowed: ${list})`);
+      const hint = o.explain?.(name);
+      throw fail(`pickle global ${JSON.stringify(name)} is not allowed (allowed: ${list})${hint ? `; ${hint}` : ''}`);
     }
     return new PyGlobal(name);
   };
@@ -246,7 +250,7 @@ export function unpickle(buf: Uint8Array, start: number, o: UnpickleOptions): { 
         break;
       }
       default: {
-        const name = REFUSED[code];
+        const name = REFUSED.get(code);
         throw fail(name ? `pickle opcode ${name} (0x${hex2(code)}) is not supported` : `unknown pickle opcode 0x${hex2(code)}; the data is corrupt or not a pickle`);
       }
     }

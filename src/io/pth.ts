@@ -14,6 +14,7 @@
 // ours and the bytes are aligned (the zip format aligns them); float16/bfloat16 become float32, int16/int8 int32 (the
 // on-disk dtype of each tensor is in PthFile.dtypes). Views keep the whole file buffer alive.
 // Legacy files are unpickled twice: storages' dtypes (from the object) are needed to find the records that follow it.
+// Their records are unaligned: parsePth copies them, readPth/readPthSync (owning the buffer) align them in place.
 // This file does not write checkpoints (pth-write.ts does) and does not load TorchScript archives.
 
 import { readFileSync } from 'node:fs';
@@ -77,10 +78,15 @@ type Locate = (key: string, t: StorageType, numel: number, fail: (msg: string) =
 
 /** Parse a whole checkpoint held in memory. `name` is used in error messages (pass the path). */
 export function parsePth(buf: Uint8Array, name = '<buffer>'): PthFile {
+  return parse(buf, name, false);
+}
+
+/** `owned`: the buffer is ours to rearrange (legacy storages are then aligned in place instead of copied). */
+function parse(buf: Uint8Array, name: string, owned: boolean): PthFile {
   if (!(buf instanceof Uint8Array)) throw new TypeError(`Expected a Uint8Array for the contents of ${name} but received ${String(buf)} of type ${typeof buf}`);
   const dtypes = new Map<Tensor, TorchDType>();
   if (buf.length >= 4 && buf[0] === 0x50 && buf[1] === 0x4b) return { object: parseZip(buf, name, dtypes), format: 'zip', dtypes };
-  if (buf.length >= 2 && buf[0] === 0x80) return { object: parseLegacy(buf, name, dtypes), format: 'legacy', dtypes };
+  if (buf.length >= 2 && buf[0] === 0x80) return { object: parseLegacy(buf, name, dtypes, owned), format: 'legacy', dtypes };
   if (buf.length >= 262 && Buffer.from(buf.subarray(257, 262)).toString('latin1') === 'ustar') {
     throw new TensorFileError(name, 'this is a tar checkpoint from PyTorch < 0.4, which is not supported: load it with torch.load and save it again');
   }
@@ -96,7 +102,7 @@ export function readPthSync(path: string): PthFile {
   } catch (err) {
     throw new Error(`cannot read PyTorch checkpoint ${path}: ${(err as Error).message}`, { cause: err });
   }
-  return parsePth(buf, path);
+  return parse(buf, path, true);
 }
 
 /** As readPthSync, reading the file without blocking the event loop (parsing is synchronous). */
@@ -107,7 +113,7 @@ export async function readPth(path: string): Promise<PthFile> {
   } catch (err) {
     throw new Error(`cannot read PyTorch checkpoint ${path}: ${(err as Error).message}`, { cause: err });
   }
-  return parsePth(buf, path);
+  return parse(buf, path, true);
 }
 
 // ---- the two containers ---------------------------------------------------------------------------------------
@@ -149,7 +155,7 @@ function parseZip(buf: Uint8Array, name: string, dtypes: Map<Tensor, TorchDType>
   return value;
 }
 
-function parseLegacy(buf: Uint8Array, name: string, dtypes: Map<Tensor, TorchDType>): unknown {
+function parseLegacy(buf: Uint8Array, name: string, dtypes: Map<Tensor, TorchDType>, owned: boolean): unknown {
   const fail = (msg: string, key?: string) => new TensorFileError(name, msg, key);
   const magic = unpickle(buf, 0, { file: name, entry: 'magic number' });
   if (magic.value !== LEGACY_MAGIC) throw fail(`expected the legacy magic number 0x1950a86a20f9469cfc6c but the first pickle holds ${kind(magic.value)}; this is not a torch.save file`);
@@ -181,8 +187,26 @@ function parseLegacy(buf: Uint8Array, name: string, dtypes: Map<Tensor, TorchDTy
   for (const key of decls.keys()) if (!where.has(key)) throw fail('expected a record for this storage, which a tensor uses, but the storage list does not name it', key);
   if (pos !== buf.length) throw fail(`expected the file to end after the last storage record (byte ${pos}) but ${buf.length - pos} more bytes follow`);
 
+  if (owned) alignRecords(buf, list.end, list.value as string[], where, decls);
   const locate: Locate = (key) => ({ bytes: buf, offset: where.get(key)! });
   return unpickle(buf, sys.end, torchHooks(name, 'object', locate, false, dtypes)).value;
+}
+
+/**
+ * Legacy records sit at arbitrary offsets, so most storages could not be viewed in place. When the buffer is ours,
+ * slide each record left (over the 8-byte counts already read) to the first offset aligned to its item size: the
+ * destination never passes the source, so one in-order pass of memmoves suffices and no new memory is needed.
+ */
+function alignRecords(buf: Uint8Array, start: number, keys: string[], where: Map<string, number>, decls: Map<string, { t: StorageType; numel: number }>): void {
+  let w = start;
+  for (const key of keys) {
+    const { t, numel } = decls.get(key)!;
+    const src = where.get(key)!, len = numel * t.size;
+    const dst = w + ((t.size - ((buf.byteOffset + w) % t.size)) % t.size); // <= src: src - w >= 8 > t.size - 1
+    if (dst !== src) buf.copyWithin(dst, src, src + len);
+    where.set(key, dst);
+    w = dst + len;
+  }
 }
 
 // ---- torch's globals and persistent ids -----------------------------------------------------------------------
@@ -217,7 +241,7 @@ function torchHooks(file: string, entry: string, locate: Locate, swap: boolean, 
     const st = storage instanceof PthStorage ? { t: STORAGE_BY_DTYPE.get(storage.dtype)!, numel: storage.numel, key: storage.key } : isPhantom(storage) ? { t: storage.phantom, numel: storage.numel, key: storage.key } : null;
     if (!st) throw fail(`expected a storage as a tensor's first argument but received ${kind(storage)}`);
     const shape = ints(size, 'size', fail), strides = ints(stride, 'stride', fail);
-    if (shape.length !== strides.length) throw fail(`expected as many strides as dimensions but received size ${fmtShape(shape)} and stride [${strides}]`);
+    if (shape.length !== strides.length) throw fail(`expected as many strides as dimensions but received size ${fmtShape(shape)} and stride [${strides.join(', ')}]`);
     if (!Number.isSafeInteger(offset) || (offset as number) < 0) throw fail(`expected a storage offset (a non-negative integer) but received ${kind(offset)}`);
     if (typeof grad !== 'boolean') throw fail(`expected requires_grad to be a bool but received ${kind(grad)}`);
     let numel = 1, last = offset as number;
@@ -227,7 +251,7 @@ function torchHooks(file: string, entry: string, locate: Locate, swap: boolean, 
     }
     if (numel > PTH_MAX_ELEMENTS) throw fail(`expected a tensor of at most ${PTH_MAX_ELEMENTS} elements but size ${fmtShape(shape)} has ${numel}`);
     if (numel > 0 && !(last < st.numel)) {
-      throw fail(`expected a tensor of size ${fmtShape(shape)}, stride [${strides}] at offset ${offset} to fit in storage "${st.key}" of ${st.numel} elements but it reaches element ${last}`);
+      throw fail(`expected a tensor of size ${fmtShape(shape)}, stride [${strides.join(', ')}] at offset ${offset} to fit in storage "${st.key}" of ${st.numel} elements but it reaches element ${last}`);
     }
     if (!(storage instanceof PthStorage)) return new Tensor(PHANTOM, shape, { dtype: st.t.hold, strides, offset: offset as number });
     const t = new Tensor(storage.data, shape, { dtype: st.t.hold, strides, offset: offset as number });
@@ -265,7 +289,14 @@ function torchHooks(file: string, entry: string, locate: Locate, swap: boolean, 
         throw fail(`calling ${name} is not allowed (storages may only appear in persistent ids)`);
     }
   };
-  return { file, entry, globals: PTH_GLOBALS, reduce, persistentLoad };
+  return { file, entry, globals: PTH_GLOBALS, reduce, persistentLoad, explain };
+}
+
+/** Why a refused global probably appears, and what to do about it. */
+function explain(name: string): string | undefined {
+  if (/^torch\.\w+Storage$/.test(name)) return 'tensors of this dtype are not supported';
+  if (/^(torch\.nn\.|torchvision\.|timm\.|__main__\.)/.test(name)) return 'the file pickles a whole Python object (a model?): in PyTorch, torch.save(model.state_dict(), path) and load that file';
+  return undefined;
 }
 
 const STORAGE_BY_DTYPE = new Map([...STORAGE_TYPES.values()].map((t) => [t.dtype, t]));

@@ -15,8 +15,9 @@ export function relu(x: Tensor, inplace = false): Tensor {
     x.bumpVersion();
     return x;
   }
-  const y = new Float32Array(x.numel);
-  getBackend().relu(f32(x, 'relu input'), y, y.length);
+  const be = getBackend();
+  const y = be.alloc(x.numel);
+  be.relu(f32(x, 'relu input'), y, y.length);
   const out = new Tensor(y, x.shape);
   return inplace ? x.copy_(out) : out;
 }

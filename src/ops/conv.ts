@@ -65,8 +65,9 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, o:
     if (!shapeEq(r.shape, outShape)) throw new RangeError(`Expected a residual of shape ${fmtShape(outShape)} for conv2d but received ${describe(ep.residual)}`);
     res = f32(r, 'conv2d residual');
   }
-  const y = new Float32Array(p.N * p.O * p.OH * p.OW);
-  getBackend().conv2d(f32(xs, 'conv2d input'), f32(weight, 'conv2d weight'), p,
+  const be = getBackend();
+  const y = be.alloc(p.N * p.O * p.OH * p.OW);
+  be.conv2d(f32(xs, 'conv2d input'), f32(weight, 'conv2d weight'), p,
     { bias: bias ? f32(bias, 'conv2d bias') : null, residual: res, relu: !!ep.relu }, y, { key: weight, version: weight.version });
   const out = new Tensor(y, outShape);
   return unbatched ? out.get(0) : out;

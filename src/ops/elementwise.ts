@@ -83,8 +83,9 @@ function sameShapeF32(a: Operand, b: Operand): a is Tensor {
 
 export function add(a: Operand, b: Operand): Tensor {
   if (sameShapeF32(a, b)) {
-    const y = new Float32Array(a.numel);
-    getBackend().add(a.contiguousData() as Float32Array, (b as Tensor).contiguousData() as Float32Array, y, y.length, false);
+    const be = getBackend();
+    const y = be.alloc(a.numel);
+    be.add(a.contiguousData() as Float32Array, (b as Tensor).contiguousData() as Float32Array, y, y.length, false);
     return new Tensor(y, a.shape);
   }
   return binaryMap(a, b, (x, y) => x + y, undefined, 'add');

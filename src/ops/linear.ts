@@ -18,12 +18,14 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
     if (bias.shape[0] !== O) throw new RangeError(`Expected a linear bias of shape [${O}] but received ${describe(bias)}`);
   }
   const M = numelOf(x.shape.slice(0, -1));
-  const y = new Float32Array(M * O);
+  const be = getBackend();
+  // fully written: by the bias rows and then gemm (beta 1), or by gemm alone (beta 0); empty when M or O is 0
+  const y = be.alloc(M * O);
   if (bias) {
     const b = f32(bias, 'linear bias');
     for (let m = 0; m < M; m++) y.set(b, m * O);
   }
-  if (M > 0 && O > 0) getBackend().gemm(false, true, M, O, K, 1, f32(x, 'linear input'), f32(weight, 'linear weight'), bias ? 1 : 0, y);
+  if (M > 0 && O > 0) be.gemm(false, true, M, O, K, 1, f32(x, 'linear input'), f32(weight, 'linear weight'), bias ? 1 : 0, y);
   return new Tensor(y, [...x.shape.slice(0, -1), O]);
 }
 
@@ -34,7 +36,8 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   const [M, K] = a.shape;
   const [K2, N] = b.shape;
   if (K !== K2) throw new RangeError(`mat1 and mat2 shapes cannot be multiplied (${M}x${K} and ${K2}x${N})`);
-  const y = new Float32Array(M * N);
-  if (M > 0 && N > 0) getBackend().gemm(false, false, M, N, K, 1, f32(a, 'matmul input'), f32(b, 'matmul other'), 0, y);
+  const be = getBackend();
+  const y = be.alloc(M * N);
+  if (M > 0 && N > 0) be.gemm(false, false, M, N, K, 1, f32(a, 'matmul input'), f32(b, 'matmul other'), 0, y);
   return new Tensor(y, [M, N]);
 }

@@ -38,8 +38,8 @@ export function batchNorm(x: Tensor, runningMean: Tensor | null, runningVar: Ten
   const b = checkVec(bias, C, 'batch_norm bias');
   const rm = checkVec(runningMean, C, 'batch_norm running_mean');
   const rv = checkVec(runningVar, C, 'batch_norm running_var');
-  const y = new Float32Array(xd.length);
   const be = getBackend();
+  const y = be.alloc(xd.length);
   if (!training) {
     if (!rm || !rv) throw new RangeError('batch_norm in eval mode needs running_mean and running_var');
     be.batchNorm(xd, N, C, HW, rm, rv, w, b, eps, !!o.relu, y);

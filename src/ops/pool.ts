@@ -54,9 +54,10 @@ export function maxPool2d(x: Tensor, o: MaxPool2dOptions): Tensor {
 export function maxPool2dWithIndices(x: Tensor, o: MaxPool2dOptions, wantIndices = true): { output: Tensor; indices: Tensor | null } {
   const xs = batched(x, 'max_pool2d input');
   const p = maxPool2dParams(xs.shape, o);
-  const y = new Float32Array(p.N * p.C * p.OH * p.OW);
+  const be = getBackend();
+  const y = be.alloc(p.N * p.C * p.OH * p.OW);
   const idx = wantIndices ? new Int32Array(y.length) : null;
-  getBackend().maxPool2d(f32(xs, 'max_pool2d input'), p, y, idx);
+  be.maxPool2d(f32(xs, 'max_pool2d input'), p, y, idx);
   const shape = x.ndim === 3 ? [p.C, p.OH, p.OW] : [p.N, p.C, p.OH, p.OW];
   const indices = idx ? new Tensor(BigInt64Array.from(idx, (v) => BigInt(v)), shape, { dtype: 'int64' }) : null;
   return { output: new Tensor(y, shape), indices };
@@ -73,7 +74,8 @@ export function adaptiveAvgPool2d(x: Tensor, outputSize: number | [number | null
     OW = outputSize[1] === null ? W : expectInt(outputSize[1], 'output_size[1]', 1);
   } else throw new RangeError(`Expected an int or a pair for output_size but received ${describe(outputSize)}`);
   if (H < 1 || W < 1) throw new RangeError(`adaptive_avg_pool2d(): expected a non-empty input but received ${describe(x)}`);
-  const y = new Float32Array(N * C * OH * OW);
-  getBackend().adaptiveAvgPool2d(f32(xs, 'adaptive_avg_pool2d input'), N, C, H, W, OH, OW, y);
+  const be = getBackend();
+  const y = be.alloc(N * C * OH * OW);
+  be.adaptiveAvgPool2d(f32(xs, 'adaptive_avg_pool2d input'), N, C, H, W, OH, OW, y);
   return new Tensor(y, x.ndim === 3 ? [C, OH, OW] : [N, C, OH, OW]);
 }

@@ -10,7 +10,7 @@ Expected objects travel as tagged JSON: {"dict": [[k, v], ...]}, {"list": [...]}
 contiguous values in the dtype the reader holds them in (float16/bfloat16 -> float32, int16/int8 -> int32) and
 storage numbers the distinct storages (equal numbers must share memory).
 """
-import collections, json, os, pickle, pickletools, struct, sys, warnings, zipfile
+import collections, hashlib, json, os, pickle, pickletools, struct, sys, warnings, zipfile
 import torch
 
 warnings.filterwarnings('ignore', 'Duplicate name')
@@ -39,7 +39,7 @@ def enc(v, ptrs):
         held = v.detach().to(HOLD.get(v.dtype, v.dtype)).contiguous()
         return {'tensor': {'dtype': NAMES[v.dtype], 'shape': list(v.shape), 'stride': list(v.stride()),
                            'offset': v.storage_offset(), 'storage': ptrs[ptr], 'requires_grad': v.requires_grad,
-                           'hex': held.numpy().tobytes().hex()}}
+                           **held_bytes(held.numpy().tobytes())}}
     if isinstance(v, torch.Size):
         return {'size': list(v)}
     if isinstance(v, tuple):
@@ -51,6 +51,11 @@ def enc(v, ptrs):
     if isinstance(v, dict):
         return {'dict': [[enc(k, ptrs), enc(x, ptrs)] for k, x in v.items()]}
     raise TypeError(type(v))
+
+
+def held_bytes(b):
+    """Small tensors travel as hex, large ones as a SHA-256 of the same bytes."""
+    return {'hex': b.hex()} if len(b) <= 4096 else {'sha256': hashlib.sha256(b).hexdigest()}
 
 
 def specials():
@@ -255,7 +260,7 @@ def compare(got, exp, path, errs, storages):
             return bad('expected (dtype, shape, stride, offset) %r but got %r' % (want, have))
         if got.requires_grad:
             bad('expected requires_grad False')
-        if got.contiguous().numpy().tobytes().hex() != e['hex']:
+        if held_bytes(got.contiguous().numpy().tobytes()) != {k: e[k] for k in ('hex', 'sha256') if k in e}:
             bad('values differ')
         ptr = got.storage().data_ptr()
         if storages.setdefault(e['storage'], ptr) != ptr:
