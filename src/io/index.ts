@@ -29,3 +29,15 @@ export {
 export { serializePth, writePthSync } from './pth-write.js';
 export { unpickle, pyTuple, isPyTuple, pyState, PyGlobal, MAX_PICKLE_DEPTH, type UnpickleOptions } from './pickle.js';
 export type { ZipWriteOptions } from './zip.js';
+export {
+  downloadUrlToFile,
+  loadStateDictFromUrl,
+  hfHubDownload,
+  torchHubDir,
+  hfHubCacheDir,
+  hashPrefixFromFileName,
+  DownloadError,
+  type DownloadOptions,
+  type LoadFromUrlOptions,
+  type HfDownloadOptions,
+} from './hub.js';
