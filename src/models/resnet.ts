@@ -10,6 +10,14 @@ import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, MaxPool2d, ReLU, Sequen
 import { convBnAct, convBnSequential } from '../nn/fused.js';
 import { constant_, kaimingNormal_ } from '../nn/init.js';
 import { describe, expectInt, pyRepr } from '../ops/check.js';
+import { getModelWeights, legacyPretrainedWeights, type Weights, type WeightsEnum } from './weights.js';
+
+export {
+  Weights, WeightsEnum, verifyWeights, getWeight, getModelWeights, listWeightsEnums, hfRepos, IMAGENET_CATEGORIES,
+  ResNet18_Weights, ResNet34_Weights, ResNet50_Weights, ResNet101_Weights, ResNet152_Weights, ResNeXt50_32X4D_Weights,
+  ResNeXt101_32X8D_Weights, ResNeXt101_64X4D_Weights, Wide_ResNet50_2_Weights, Wide_ResNet101_2_Weights,
+  type ImageClassificationTransforms, type WeightsMeta, type WeightsInit, type GetStateDictOptions,
+} from './weights.js';
 
 /** A factory for the normalisation layer (torchvision's norm_layer); BatchNorm2d by default. */
 export type NormLayer = (numFeatures: number) => Module;
@@ -215,49 +223,121 @@ export class ResNet extends Module {
   }
 }
 
-export type BuilderOptions = ResNetOptions;
-
-function build(block: Block, layers: number[], extra: Partial<ResNetOptions>) {
-  return (o: BuilderOptions = {}): ResNet => new ResNet(block, layers, { ...o, ...extra });
+export interface BuilderOptions extends ResNetOptions {
+  /**
+   * Pretrained weights: a member of the builder's enum (`ResNet50_Weights.IMAGENET1K_V2`), its name ('DEFAULT',
+   * 'IMAGENET1K_V2') or full name ('ResNet50_Weights.IMAGENET1K_V2'). With weights the builder returns a Promise.
+   */
+  weights?: Weights | string | null;
+  /** Progress bar while downloading the weights (default true). */
+  progress?: boolean;
+  /** Deprecated since torchvision 0.13: true means weights IMAGENET1K_V1 (not DEFAULT), false means none. */
+  pretrained?: boolean;
 }
 
-/** torchvision's _ovewrite_named_param: a builder's fixed value may be passed again, but not changed. */
-function checkNoOverride(o: BuilderOptions, key: 'groups' | 'widthPerGroup', value: number): void {
-  const py = key === 'groups' ? 'groups' : 'width_per_group';
+/** Options without weights: the builder returns the model. */
+export type PlainOptions = BuilderOptions & { weights?: null; pretrained?: false };
+/** Options with weights (or the legacy pretrained: true): the builder returns a Promise of the loaded model. */
+export type PretrainedOptions = BuilderOptions & ({ weights: Weights | string } | { pretrained: true });
+
+/** A torchvision builder: synchronous without weights, asynchronous (it loads a file) with them. */
+export interface ResNetBuilder {
+  (o?: PlainOptions): ResNet;
+  (o: PretrainedOptions): Promise<ResNet>;
+  (o?: BuilderOptions): ResNet | Promise<ResNet>;
+  readonly weightsEnum: WeightsEnum;
+}
+
+/** torchvision's _ovewrite_named_param: a value the builder or the weights fix may be passed again, but not changed. */
+function overwriteNamedParam(o: ResNetOptions, key: 'groups' | 'widthPerGroup' | 'numClasses', value: number): void {
+  const py = { groups: 'groups', widthPerGroup: 'width_per_group', numClasses: 'num_classes' }[key];
   if (o[key] !== undefined && o[key] !== value) throw new RangeError(`The parameter '${py}' expected value ${value} but got ${o[key]} instead.`);
 }
 
-function fixed(block: Block, layers: number[], groups: number, widthPerGroup: number) {
-  return (o: BuilderOptions = {}): ResNet => {
-    checkNoOverride(o, 'groups', groups);
-    checkNoOverride(o, 'widthPerGroup', widthPerGroup);
-    return build(block, layers, { groups, widthPerGroup })(o);
-  };
+/**
+ * torchvision's handle_legacy_interface(weights=("pretrained", <Enum>.IMAGENET1K_V1)): `pretrained` becomes
+ * `weights`, with torchvision's two warnings. Passing both is an error (torchvision hands the stray `pretrained` on
+ * to ResNet.__init__, which rejects it).
+ */
+function legacyWeights(name: string, o: BuilderOptions): Weights | string | null {
+  if (o.pretrained === undefined) return o.weights ?? null;
+  if (o.weights !== undefined) {
+    throw new TypeError(`${name}() got both 'weights' and the deprecated 'pretrained' (torchvision: ResNet.__init__() got an unexpected keyword argument 'pretrained'); pass 'weights' only`);
+  }
+  const w = o.pretrained ? legacyPretrainedWeights(name) : null;
+  process.emitWarning("The parameter 'pretrained' is deprecated since 0.13 and may be removed in the future, please use 'weights' instead.", 'DeprecationWarning');
+  let msg = 'Arguments other than a weight enum or `None` for \'weights\' are deprecated since 0.13 and may be removed in the future. ' +
+    `The current behavior is equivalent to passing \`weights=${w ?? 'None'}\`.`;
+  if (w) msg += ` You can also use \`weights=${w.enumName}.DEFAULT\` to get the most up-to-date weights.`;
+  process.emitWarning(msg, 'DeprecationWarning');
+  return w;
 }
 
-export const resnet18 = build(BasicBlock, [2, 2, 2, 2], {});
-export const resnet34 = build(BasicBlock, [3, 4, 6, 3], {});
-export const resnet50 = build(Bottleneck, [3, 4, 6, 3], {});
-export const resnet101 = build(Bottleneck, [3, 4, 23, 3], {});
-export const resnet152 = build(Bottleneck, [3, 8, 36, 3], {});
-export const resnext50_32x4d = fixed(Bottleneck, [3, 4, 6, 3], 32, 4);
-export const resnext101_32x8d = fixed(Bottleneck, [3, 4, 23, 3], 32, 8);
-export const resnext101_64x4d = fixed(Bottleneck, [3, 4, 23, 3], 64, 4);
-export const wide_resnet50_2 = fixed(Bottleneck, [3, 4, 6, 3], 1, 64 * 2);
-export const wide_resnet101_2 = fixed(Bottleneck, [3, 4, 23, 3], 1, 64 * 2);
+/** Verify, fix num_classes from the categories, build, then load the checkpoint strictly (torchvision's _resnet). */
+async function buildPretrained(make: (o: ResNetOptions) => ResNet, e: WeightsEnum, value: Weights | string, o: ResNetOptions, progress: boolean): Promise<ResNet> {
+  const w = e.verify(value)!;
+  overwriteNamedParam(o, 'numClasses', w.meta.categories.length);
+  const model = make({ ...o, numClasses: w.meta.categories.length });
+  model.loadStateDict(await w.getStateDict({ progress, checkHash: true }));
+  return model;
+}
+
+function builder(name: string, block: Block, layers: number[], fixedArgs?: { groups: number; widthPerGroup: number }): ResNetBuilder {
+  const weightsEnum = getModelWeights(name);
+  const make = (o: ResNetOptions): ResNet => {
+    if (fixedArgs) {
+      overwriteNamedParam(o, 'groups', fixedArgs.groups);
+      overwriteNamedParam(o, 'widthPerGroup', fixedArgs.widthPerGroup);
+    }
+    return new ResNet(block, layers, { ...o, ...fixedArgs });
+  };
+  const fn = (o: BuilderOptions = {}): ResNet | Promise<ResNet> => {
+    const { weights, progress, pretrained, ...rest } = o;
+    // with weights the result is a Promise, so every error (verify, num_classes, download) rejects it
+    if ((weights !== undefined && weights !== null) || !!pretrained) {
+      return (async () => buildPretrained(make, weightsEnum, legacyWeights(name, o)!, rest, progress ?? true))();
+    }
+    legacyWeights(name, o);
+    return make(rest);
+  };
+  Object.defineProperty(fn, 'name', { value: name });
+  return Object.assign(fn, { weightsEnum }) as ResNetBuilder;
+}
+
+export const resnet18 = builder('resnet18', BasicBlock, [2, 2, 2, 2]);
+export const resnet34 = builder('resnet34', BasicBlock, [3, 4, 6, 3]);
+export const resnet50 = builder('resnet50', Bottleneck, [3, 4, 6, 3]);
+export const resnet101 = builder('resnet101', Bottleneck, [3, 4, 23, 3]);
+export const resnet152 = builder('resnet152', Bottleneck, [3, 8, 36, 3]);
+export const resnext50_32x4d = builder('resnext50_32x4d', Bottleneck, [3, 4, 6, 3], { groups: 32, widthPerGroup: 4 });
+export const resnext101_32x8d = builder('resnext101_32x8d', Bottleneck, [3, 4, 23, 3], { groups: 32, widthPerGroup: 8 });
+export const resnext101_64x4d = builder('resnext101_64x4d', Bottleneck, [3, 4, 23, 3], { groups: 64, widthPerGroup: 4 });
+export const wide_resnet50_2 = builder('wide_resnet50_2', Bottleneck, [3, 4, 6, 3], { groups: 1, widthPerGroup: 64 * 2 });
+export const wide_resnet101_2 = builder('wide_resnet101_2', Bottleneck, [3, 4, 23, 3], { groups: 1, widthPerGroup: 64 * 2 });
 
 /** torchvision's @register_model registry for this family. */
-export const MODELS: Readonly<Record<string, (o?: BuilderOptions) => ResNet>> = Object.freeze({
+export const MODELS: Readonly<Record<string, ResNetBuilder>> = Object.freeze({
   resnet18, resnet34, resnet50, resnet101, resnet152,
   resnext50_32x4d, resnext101_32x8d, resnext101_64x4d, wide_resnet50_2, wide_resnet101_2,
 });
 
+/** torchvision's list_models: the registered names, sorted. */
 export function listModels(): string[] {
-  return Object.keys(MODELS);
+  return Object.keys(MODELS).sort();
 }
 
-export function getModel(name: string, o: BuilderOptions = {}): ResNet {
-  const f = Object.prototype.hasOwnProperty.call(MODELS, name) ? MODELS[name] : undefined;
-  if (!f) throw new RangeError(`Unknown model ${name}; known: ${listModels().join(', ')}`);
-  return f(o);
+/** torchvision's get_model_builder (the name in any case). */
+export function getModelBuilder(name: string): ResNetBuilder {
+  const key = String(name).toLowerCase();
+  const f = Object.prototype.hasOwnProperty.call(MODELS, key) ? MODELS[key] : undefined;
+  if (!f) throw new RangeError(`Unknown model ${key}; known: ${listModels().join(', ')}`);
+  return f;
+}
+
+/** torchvision's get_model: getModel('resnet50', { weights: 'DEFAULT' }) resolves to the loaded model. */
+export function getModel(name: string, o?: PlainOptions): ResNet;
+export function getModel(name: string, o: PretrainedOptions): Promise<ResNet>;
+export function getModel(name: string, o?: BuilderOptions): ResNet | Promise<ResNet>;
+export function getModel(name: string, o: BuilderOptions = {}): ResNet | Promise<ResNet> {
+  return getModelBuilder(name)(o);
 }
