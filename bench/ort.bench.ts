@@ -1,5 +1,5 @@
 // ResNet eval forward: resnet-ts against onnxruntime-node on the same weights, in the same run.
-//   npm run build && node dist/bench/ort.bench.js [--arch resnet50] [--batches 1,8] [--threads 2] [--repeats 20]
+//   npm run build && node dist/bench/ort.bench.js [--arch resnet50] [--batches 1,8] [--threads 2] [--repeats 20] [--gap-ms 50]
 // The ONNX model and the weights come from bench/export_onnx.py (Debian's torch.onnx), cached in bench/out/.
 // Runs alternate between the two engines so machine noise hits both; the table reports medians and minima.
 
@@ -18,7 +18,12 @@ import { packageRoot } from '../src/backend/native.js';
 const { values: v } = parseArgs({ options: {
   arch: { type: 'string', default: 'resnet50' }, batches: { type: 'string', default: '1,8' },
   threads: { type: 'string', default: '2' }, repeats: { type: 'string', default: '20' }, size: { type: 'string', default: '224' },
+  'gap-ms': { type: 'string', default: '50' },
 } });
+// ORT's intra-op threads keep spinning after a run; a pause before every timed run lets both engines start from an
+// idle machine instead of each paying for the other's spinning threads.
+const gapMs = Number(v['gap-ms']);
+const settle = () => new Promise((r) => setTimeout(r, gapMs));
 const arch = v.arch!, threads = Number(v.threads), repeats = Number(v.repeats), S = Number(v.size);
 const batches = v.batches!.split(',').map(Number);
 const out = join(packageRoot(), 'bench', 'out');
@@ -51,7 +56,7 @@ console.log(`${arch}: max|logits - torch| = ${errOurs.toExponential(2)} (resnet-
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 const b = backendInfo();
-console.log(`resnet-ts ${b.name}${b.native.isa ? '/' + b.native.isa : ''} ${b.threads} threads vs onnxruntime-node ${ort.env.versions?.common ?? ''} ${threads} intra-op threads; ${S}x${S}, ${repeats} repeats (median / min ms)\n`);
+console.log(`resnet-ts ${b.name}${b.native.isa ? '/' + b.native.isa : ''} ${b.threads} threads vs onnxruntime-node ${ort.env.versions?.common ?? ''} ${threads} intra-op threads; ${S}x${S}, ${repeats} repeats, ${gapMs} ms idle before each run (median / min ms)\n`);
 console.log('| batch | resnet-ts ms | ORT ms | resnet-ts img/s | ORT img/s | ratio (ours/ORT) |');
 console.log('|---|---|---|---|---|---|');
 for (const B of batches) {
@@ -63,9 +68,11 @@ for (const B of batches) {
   }
   const tOurs: number[] = [], tOrt: number[] = [];
   for (let i = 0; i < repeats; i++) {
+    await settle();
     let t = performance.now();
     model.forward(x);
     tOurs.push(performance.now() - t);
+    await settle();
     t = performance.now();
     await session.run({ input: xo });
     tOrt.push(performance.now() - t);

@@ -101,11 +101,12 @@ interface Addon {
   poolStats(): PoolStats;
   poolSetLimit(bytes: number): void;
   poolTrim(): void;
+  poolProbe(): void;
 }
 
 const ADDON_FUNCTIONS: (keyof Addon)[] = ['conv2dPackedSize', 'conv2dPack', 'conv2d', 'gemm', 'batchNorm',
   'batchNormStats', 'maxPool2d', 'adaptiveAvgPool2d', 'relu', 'add', 'isa', 'isaList', 'setIsa', 'numThreads',
-  'numCores', 'setNumThreads', 'alloc', 'poolStats', 'poolSetLimit', 'poolTrim'];
+  'numCores', 'setNumThreads', 'alloc', 'poolStats', 'poolSetLimit', 'poolTrim', 'poolProbe'];
 
 let nativeAddon: Addon | null = null;
 
@@ -140,7 +141,9 @@ export function nativePoolTrim(): void {
 // ArrayBuffers: memory that earlier forwards already faulted in, instead of fresh zeroed pages. A block goes back
 // to the pool when its ArrayBuffer is finalized (Node runs that from the event loop after garbage collection), so
 // no block is handed out while an array over it is reachable. Smaller outputs, and any request the pool declines
-// (over RESNET_POOL_MB, live plus idle), get new Float32Array(n).
+// (over RESNET_POOL_MB, live plus idle), get new Float32Array(n). Finalizers never run inside a synchronous loop,
+// so such a loop returns nothing to the pool until it yields: the limit bounds it, and ops/recycle.ts (reuse by
+// the model itself) is what keeps a steady-state forward from allocating at all.
 
 /** Elements below which alloc() is plain new Float32Array(n) (64 KB). */
 const POOL_MIN = 16384;
@@ -165,8 +168,7 @@ function setupPool(a: Addon): boolean {
     return false;
   }
   try {
-    const probe = a.alloc(POOL_MIN);
-    if (!(probe instanceof Float32Array) || probe.length !== POOL_MIN) throw new Error('alloc returned no Float32Array');
+    a.poolProbe(); // one external ArrayBuffer over a static block: the call alloc makes, without using the pool
   } catch (e) {
     poolInfo = `Float32Array (the memory pool is off: ${(e as Error).message})${note}`;
     return false;

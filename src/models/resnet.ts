@@ -7,7 +7,8 @@ import type { Tensor } from '../tensor/tensor.js';
 import { Generator, defaultGenerator } from '../tensor/random.js';
 import { Module } from '../nn/module.js';
 import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, MaxPool2d, ReLU, Sequential } from '../nn/layers.js';
-import { convBnAct, convBnSequential } from '../nn/fused.js';
+import { convBnAct, convBnSequential, fusesConvBnAct, fusesConvBnSequential } from '../nn/fused.js';
+import { recycle } from '../ops/recycle.js';
 import { constant_, kaimingNormal_ } from '../nn/init.js';
 import { describe, expectInt, pyRepr } from '../ops/check.js';
 import { getModelWeights, legacyPretrainedWeights, type Weights, type WeightsEnum } from './weights.js';
@@ -69,10 +70,25 @@ export class BasicBlock extends Module {
     this.stride = stride;
   }
 
+  /**
+   * True when forward() is fused convolutions only (eval mode, BatchNorm2d, ReLU): it then keeps no reference to
+   * its input, returns new storage, and recycles its intermediates (ops/recycle.ts) once they are consumed.
+   */
+  fusedInference(): boolean {
+    return fusesConvBnAct(this.conv1, this.bn1, this.relu) && fusesConvBnAct(this.conv2, this.bn2, this.relu) &&
+      (this.downsample === null || fusesConvBnSequential(this.downsample));
+  }
+
   override forward(x: Tensor): Tensor {
+    const fused = this.fusedInference();
     const identity = this.downsample ? convBnSequential(this.downsample, x) : x;
     const out = convBnAct(this.conv1, this.bn1, x, { act: this.relu });
-    return convBnAct(this.conv2, this.bn2, out, { residual: identity, act: this.relu });
+    const y = convBnAct(this.conv2, this.bn2, out, { residual: identity, act: this.relu });
+    if (fused) {
+      recycle(out);
+      if (identity !== x) recycle(identity);
+    }
+    return y;
   }
 }
 
@@ -104,15 +120,38 @@ export class Bottleneck extends Module {
     this.stride = stride;
   }
 
+  /** As BasicBlock.fusedInference. */
+  fusedInference(): boolean {
+    return fusesConvBnAct(this.conv1, this.bn1, this.relu) && fusesConvBnAct(this.conv2, this.bn2, this.relu) &&
+      fusesConvBnAct(this.conv3, this.bn3, this.relu) && (this.downsample === null || fusesConvBnSequential(this.downsample));
+  }
+
   override forward(x: Tensor): Tensor {
+    const fused = this.fusedInference();
     const identity = this.downsample ? convBnSequential(this.downsample, x) : x;
-    let out = convBnAct(this.conv1, this.bn1, x, { act: this.relu });
-    out = convBnAct(this.conv2, this.bn2, out, { act: this.relu });
-    return convBnAct(this.conv3, this.bn3, out, { residual: identity, act: this.relu });
+    const out1 = convBnAct(this.conv1, this.bn1, x, { act: this.relu });
+    const out2 = convBnAct(this.conv2, this.bn2, out1, { act: this.relu });
+    if (fused) recycle(out1);
+    const y = convBnAct(this.conv3, this.bn3, out2, { residual: identity, act: this.relu });
+    if (fused) {
+      recycle(out2);
+      if (identity !== x) recycle(identity);
+    }
+    return y;
   }
 }
 
 export type Block = typeof BasicBlock | typeof Bottleneck;
+
+/** m is an instance of exactly this class (not a subclass, which may override forward). */
+function isExactly(m: Module, cls: abstract new (...args: never[]) => Module): boolean {
+  return Object.getPrototypeOf(m) === cls.prototype;
+}
+
+/** A stock block whose forward is fused convolutions only (see BasicBlock.fusedInference). */
+function pureBlock(m: Module): boolean {
+  return (isExactly(m, Bottleneck) && (m as Bottleneck).fusedInference()) || (isExactly(m, BasicBlock) && (m as BasicBlock).fusedInference());
+}
 
 export interface ResNetOptions {
   numClasses?: number;
@@ -207,19 +246,41 @@ export class ResNet extends Module {
 
   /** The stem and the four stages: (N,3,H,W) -> (N, 512*expansion, H/32, W/32) (less with dilation). */
   features(x: Tensor): Tensor {
-    x = convBnAct(this.conv1, this.bn1, x, { act: this.relu });
-    x = this.maxpool.forward(x);
-    x = this.layer1.forward(x);
-    x = this.layer2.forward(x);
-    x = this.layer3.forward(x);
-    return this.layer4.forward(x);
+    return this.#features(x).h;
   }
 
   override forward(x: Tensor): Tensor {
-    let h = this.features(x);
-    h = this.avgpool.forward(h);
-    h = h.flatten(1);
-    return this.fc.forward(h);
+    const f = this.#features(x);
+    const pooled = isExactly(this.avgpool, AdaptiveAvgPool2d);
+    const h = this.avgpool.forward(f.h);
+    if (f.owned && pooled) recycle(f.h);
+    const y = this.fc.forward(h.flatten(1)) as Tensor;
+    if (pooled && isExactly(this.fc, Linear)) recycle(h);
+    return y;
+  }
+
+  /**
+   * features(), recycling each activation (ops/recycle.ts) as soon as the next module has consumed it, when both
+   * are known to be pure: the module is exactly MaxPool2d, or exactly BasicBlock / Bottleneck in fused inference
+   * (so it keeps no reference to its input and returns new storage), and the activation was made here by such a
+   * module or by the fused stem. Anything else (training mode, other layers, subclasses) runs as written, with
+   * nothing recycled around it. `owned`: the result is such an activation (forward() recycles it after avgpool).
+   */
+  #features(x: Tensor): { h: Tensor; owned: boolean } {
+    let h = convBnAct(this.conv1, this.bn1, x, { act: this.relu });
+    let owned = fusesConvBnAct(this.conv1, this.bn1, this.relu);
+    const step = (m: Module, pure: boolean): void => {
+      const y = m.forward(h) as Tensor;
+      if (owned && pure) recycle(h);
+      h = y;
+      owned = pure;
+    };
+    step(this.maxpool, isExactly(this.maxpool, MaxPool2d));
+    for (const layer of [this.layer1, this.layer2, this.layer3, this.layer4]) {
+      if (!isExactly(layer, Sequential)) step(layer, false);
+      else for (const block of layer.children()) step(block, pureBlock(block));
+    }
+    return { h, owned };
   }
 }
 

@@ -55,6 +55,21 @@ function canFold(conv: Module, norm: Module): norm is BatchNorm2d {
     norm.running_mean !== null && norm.running_var !== null;
 }
 
+/**
+ * True when convBnAct(conv, norm, x, { act }) runs as one F.conv2d: it then returns a tensor over new storage of
+ * its own and keeps no reference to x or to the residual, which is what lets inference code recycle them.
+ */
+export function fusesConvBnAct(conv: Module, norm: Module, act: Module | null): boolean {
+  return canFold(conv, norm) && (act === null || act instanceof ReLU);
+}
+
+/** fusesConvBnAct for convBnSequential(seq, x). */
+export function fusesConvBnSequential(seq: Module): boolean {
+  if (!(seq instanceof Sequential) || seq.length !== 2) return false;
+  const [c, n] = seq.children();
+  return fusesConvBnAct(c, n, null);
+}
+
 export interface ConvBnOptions {
   /** Added after the norm (the block's identity). */
   residual?: Tensor | null;

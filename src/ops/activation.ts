@@ -3,6 +3,7 @@
 
 import { Tensor } from '../tensor/tensor.js';
 import { getBackend } from '../backend/select.js';
+import { outputBuffer } from './recycle.js';
 import { expectTensor, f32 } from './check.js';
 import { unaryMap } from './elementwise.js';
 
@@ -16,7 +17,7 @@ export function relu(x: Tensor, inplace = false): Tensor {
     return x;
   }
   const be = getBackend();
-  const y = be.alloc(x.numel);
+  const y = outputBuffer(x.numel);
   be.relu(f32(x, 'relu input'), y, y.length);
   const out = new Tensor(y, x.shape);
   return inplace ? x.copy_(out) : out;

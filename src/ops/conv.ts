@@ -4,6 +4,7 @@
 import { Tensor } from '../tensor/tensor.js';
 import { fmtShape, shapeEq } from '../tensor/shape.js';
 import { getBackend } from '../backend/select.js';
+import { outputBuffer } from './recycle.js';
 import type { Conv2dParams } from '../backend/backend.js';
 import { describe, expectInt, expectTensor, f32, pair } from './check.js';
 
@@ -66,7 +67,7 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, o:
     res = f32(r, 'conv2d residual');
   }
   const be = getBackend();
-  const y = be.alloc(p.N * p.O * p.OH * p.OW);
+  const y = outputBuffer(p.N * p.O * p.OH * p.OW);
   be.conv2d(f32(xs, 'conv2d input'), f32(weight, 'conv2d weight'), p,
     { bias: bias ? f32(bias, 'conv2d bias') : null, residual: res, relu: !!ep.relu }, y, { key: weight, version: weight.version });
   const out = new Tensor(y, outShape);

@@ -6,6 +6,7 @@ import { type DType, allocStorage, isFloat, promote } from '../tensor/dtype.js';
 import { broadcastShapes, broadcastStrides, numelOf, shapeEq } from '../tensor/shape.js';
 import { Tensor, forEachOffset } from '../tensor/tensor.js';
 import { getBackend } from '../backend/select.js';
+import { outputBuffer } from './recycle.js';
 import { describe } from './check.js';
 
 export type Scalar = number;
@@ -84,7 +85,7 @@ function sameShapeF32(a: Operand, b: Operand): a is Tensor {
 export function add(a: Operand, b: Operand): Tensor {
   if (sameShapeF32(a, b)) {
     const be = getBackend();
-    const y = be.alloc(a.numel);
+    const y = outputBuffer(a.numel);
     be.add(a.contiguousData() as Float32Array, (b as Tensor).contiguousData() as Float32Array, y, y.length, false);
     return new Tensor(y, a.shape);
   }

@@ -3,6 +3,7 @@
 import { Tensor } from '../tensor/tensor.js';
 import { numelOf } from '../tensor/shape.js';
 import { getBackend } from '../backend/select.js';
+import { outputBuffer } from './recycle.js';
 import { describe, expectTensor, f32 } from './check.js';
 
 /** x (*, in), weight (out, in), bias (out) or null -> (*, out). */
@@ -20,7 +21,7 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
   const M = numelOf(x.shape.slice(0, -1));
   const be = getBackend();
   // fully written: by the bias rows and then gemm (beta 1), or by gemm alone (beta 0); empty when M or O is 0
-  const y = be.alloc(M * O);
+  const y = outputBuffer(M * O);
   if (bias) {
     const b = f32(bias, 'linear bias');
     for (let m = 0; m < M; m++) y.set(b, m * O);
@@ -37,7 +38,7 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   const [K2, N] = b.shape;
   if (K !== K2) throw new RangeError(`mat1 and mat2 shapes cannot be multiplied (${M}x${K} and ${K2}x${N})`);
   const be = getBackend();
-  const y = be.alloc(M * N);
+  const y = outputBuffer(M * N);
   if (M > 0 && N > 0) be.gemm(false, false, M, N, K, 1, f32(a, 'matmul input'), f32(b, 'matmul other'), 0, y);
   return new Tensor(y, [M, N]);
 }

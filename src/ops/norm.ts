@@ -5,6 +5,7 @@
 import { Tensor } from '../tensor/tensor.js';
 import { numelOf } from '../tensor/shape.js';
 import { getBackend } from '../backend/select.js';
+import { outputBuffer } from './recycle.js';
 import { describe, expectTensor, f32 } from './check.js';
 
 export interface BatchNormOptions {
@@ -39,7 +40,7 @@ export function batchNorm(x: Tensor, runningMean: Tensor | null, runningVar: Ten
   const rm = checkVec(runningMean, C, 'batch_norm running_mean');
   const rv = checkVec(runningVar, C, 'batch_norm running_var');
   const be = getBackend();
-  const y = be.alloc(xd.length);
+  const y = outputBuffer(xd.length);
   if (!training) {
     if (!rm || !rv) throw new RangeError('batch_norm in eval mode needs running_mean and running_var');
     be.batchNorm(xd, N, C, HW, rm, rv, w, b, eps, !!o.relu, y);

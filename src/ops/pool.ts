@@ -4,6 +4,7 @@
 import { Tensor } from '../tensor/tensor.js';
 import { fmtShape } from '../tensor/shape.js';
 import { getBackend } from '../backend/select.js';
+import { outputBuffer } from './recycle.js';
 import type { Pool2dParams } from '../backend/backend.js';
 import { describe, expectInt, expectTensor, f32, pair } from './check.js';
 
@@ -55,7 +56,7 @@ export function maxPool2dWithIndices(x: Tensor, o: MaxPool2dOptions, wantIndices
   const xs = batched(x, 'max_pool2d input');
   const p = maxPool2dParams(xs.shape, o);
   const be = getBackend();
-  const y = be.alloc(p.N * p.C * p.OH * p.OW);
+  const y = outputBuffer(p.N * p.C * p.OH * p.OW);
   const idx = wantIndices ? new Int32Array(y.length) : null;
   be.maxPool2d(f32(xs, 'max_pool2d input'), p, y, idx);
   const shape = x.ndim === 3 ? [p.C, p.OH, p.OW] : [p.N, p.C, p.OH, p.OW];
@@ -75,7 +76,7 @@ export function adaptiveAvgPool2d(x: Tensor, outputSize: number | [number | null
   } else throw new RangeError(`Expected an int or a pair for output_size but received ${describe(outputSize)}`);
   if (H < 1 || W < 1) throw new RangeError(`adaptive_avg_pool2d(): expected a non-empty input but received ${describe(x)}`);
   const be = getBackend();
-  const y = be.alloc(N * C * OH * OW);
+  const y = outputBuffer(N * C * OH * OW);
   be.adaptiveAvgPool2d(f32(xs, 'adaptive_avg_pool2d input'), N, C, H, W, OH, OW, y);
   return new Tensor(y, x.ndim === 3 ? [C, OH, OW] : [N, C, OH, OW]);
 }
