@@ -14,7 +14,7 @@
 import type { DType, Storage } from '../tensor/dtype.js';
 import { Tensor } from '../tensor/tensor.js';
 import { MAX_PICKLE_DEPTH, isPyTuple } from './pickle.js';
-import { bytesOf, writeFileAtomicSync } from './tensor-bytes.js';
+import { bytesOf, concatChunks, writeFileAtomicSync } from './tensor-bytes.js';
 import { type ZipWriteOptions, zipChunks } from './zip.js';
 
 const STORAGE_OF: Record<DType, string> = {
@@ -23,14 +23,7 @@ const STORAGE_OF: Record<DType, string> = {
 
 /** `obj` as the bytes of a .pth file (zip format). */
 export function serializePth(obj: unknown, o: ZipWriteOptions = {}): Uint8Array {
-  const chunks = pthChunks(obj, o);
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let pos = 0;
-  for (const c of chunks) {
-    out.set(c, pos);
-    pos += c.length;
-  }
-  return out;
+  return concatChunks(pthChunks(obj, o));
 }
 
 /** serializePth written atomically (temp file in the same folder, then rename); storages are not copied. */

@@ -14,7 +14,7 @@ import { readFile } from 'node:fs/promises';
 import type { DType } from '../tensor/dtype.js';
 import { fmtShape } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
-import { TensorFileError, badBoolIndex, bytesOf, float32ToHalf, halfToFloat32, storageFromBytes, writeFileAtomicSync } from './tensor-bytes.js';
+import { TensorFileError, badBoolIndex, bytesOf, concatChunks, float32ToHalf, halfToFloat32, storageFromBytes, writeFileAtomicSync } from './tensor-bytes.js';
 
 /** Header lengths above this are refused (the Rust reference uses the same 100 MB cap). */
 export const SAFETENSORS_MAX_HEADER = 100_000_000;
@@ -136,14 +136,7 @@ export function serializeSafetensors(
   metadata?: Record<string, string>,
   opts: SafetensorsWriteOptions = {},
 ): Uint8Array {
-  const chunks = fileChunks(tensors, metadata, opts);
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let pos = 0;
-  for (const c of chunks) {
-    out.set(c, pos);
-    pos += c.length;
-  }
-  return out;
+  return concatChunks(fileChunks(tensors, metadata, opts));
 }
 
 /** serializeSafetensors written atomically (temp file in the same directory, then rename): never a partial file. */

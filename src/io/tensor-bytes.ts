@@ -150,6 +150,17 @@ export function float32ToHalf(src: Float32Array, kind: 'F16' | 'BF16'): Uint8Arr
  * Write `chunks` to `path` atomically: into a temp file in the same directory (same filesystem), fsync, then
  * rename over `path`. On any failure the temp file is removed and `path` is left as it was.
  */
+/** The chunks joined into one array (the in-memory twin of writeFileAtomicSync). */
+export function concatChunks(chunks: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let pos = 0;
+  for (const c of chunks) {
+    out.set(c, pos);
+    pos += c.length;
+  }
+  return out;
+}
+
 export function writeFileAtomicSync(path: string, chunks: Uint8Array[]): void {
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   let fd = -1;
