@@ -7,7 +7,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import { type Command, UsageError, intArg, oneOf, parse } from './args.js';
 
 const usage = `Usage: resnet run (--arch NAME | --config config.json) --input x.npy --output y.npy
-                  [--weights file.safetensors] [--num-classes N] [--seed S] [--backend js|native] [--train-mode]
+                  [--weights file.safetensors|file.pth] [--num-classes N] [--seed S] [--backend js|native] [--train-mode]
 
 Runs one forward pass (eval mode unless --train-mode) on a float32 (N,3,H,W) input and writes the output
 (logits) as float32 .npy. Without --weights the model has its seeded random initial weights.`;

@@ -1,9 +1,11 @@
 // One place that turns "an architecture name or a config.json, optional weights file" into a ready model, for the
 // CLI and for users who do not want to pick the class themselves.
 
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { Module } from '../nn/module.js';
 import { readSafetensorsSync } from '../io/safetensors.js';
+import { extractStateDict, readPthSync } from '../io/pth.js';
+import type { Tensor } from '../tensor/tensor.js';
 import { getModel, listModels } from './resnet.js';
 import { ResNetConfig, ResNetForImageClassification } from './hf.js';
 
@@ -12,7 +14,8 @@ export interface CreateModelOptions {
   arch?: string;
   /** A Hugging Face config.json (gives a ResNetForImageClassification). */
   config?: string;
-  /** A safetensors state dict (torchvision keys for --arch, transformers keys for --config). */
+  /** A state dict as safetensors or a torch.save .pth/.bin checkpoint, told apart by content (torchvision keys
+   * for arch, transformers keys for config). */
   weights?: string;
   numClasses?: number;
   seed?: number;
@@ -35,7 +38,7 @@ export function createModel(o: CreateModelOptions): Module {
     model = new ResNetForImageClassification(ResNetConfig.fromDict(dict), { seed: o.seed ?? 0 });
   }
   if (o.weights) {
-    const { tensors } = readSafetensorsSync(o.weights);
+    const tensors = readWeightsFile(o.weights);
     try {
       model.loadStateDict(tensors);
     } catch (e) {
@@ -43,4 +46,18 @@ export function createModel(o: CreateModelOptions): Module {
     }
   }
   return model;
+}
+
+/** The state dict in a weights file: safetensors (an 8-byte length then a JSON header) or a torch.save checkpoint. */
+export function readWeightsFile(path: string): Map<string, Tensor> {
+  const head = Buffer.alloc(9);
+  const fd = openSync(path, 'r');
+  let n: number;
+  try {
+    n = readSync(fd, head, 0, 9, 0);
+  } finally {
+    closeSync(fd);
+  }
+  if (n === 9 && head[8] === 0x7b) return readSafetensorsSync(path).tensors;
+  return extractStateDict(readPthSync(path).object, path);
 }

@@ -9,6 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, assertClose } from '../helpers.js';
 import { readNpySync, writeNpySync } from '../../src/io/npy.js';
+import { writePthSync } from '../../src/io/pth-write.js';
+import { writeSafetensorsSync } from '../../src/io/safetensors.js';
 import { randn } from '../../src/tensor/creation.js';
 import { Generator } from '../../src/tensor/random.js';
 import { resnet18 } from '../../src/models/resnet.js';
@@ -66,6 +68,31 @@ test('resnet run writes the same logits as the API (both backends)', () => {
     assert.equal(missing.code, 1);
     assert.match(missing.err, /none\.npy/);
     assert.ok(!existsSync(join(dir, 'none.npy')));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('resnet run --weights takes a safetensors file or a torch.save .pth checkpoint', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'resnet-cli-'));
+  try {
+    const x = randn([1, 3, 40, 44], { generator: new Generator(8) });
+    const inp = join(dir, 'x.npy'), out = join(dir, 'y.npy');
+    writeNpySync(inp, x);
+    const src = resnet18({ seed: 21, numClasses: 3 });
+    const want = withBackend('js', () => src.eval().forward(x));
+    const st = join(dir, 'w.safetensors'), pth = join(dir, 'ckpt.pth');
+    writeSafetensorsSync(st, src.stateDict());
+    // the tutorial's checkpoint layout
+    writePthSync(pth, new Map<string, unknown>([['epoch', 3], ['model_state_dict', src.stateDict()]]));
+    for (const w of [st, pth]) {
+      const r = resnet(['run', '--arch', 'resnet18', '--num-classes', '3', '--weights', w, '--input', inp, '--output', out]);
+      assert.equal(r.code, 0, r.err);
+      assertClose(readNpySync(out), want, { atol: 1e-5, scale: 1e-4, what: `logits with --weights ${w}` });
+    }
+    const wrong = resnet(['run', '--arch', 'resnet18', '--weights', pth, '--input', inp, '--output', out]);
+    assert.equal(wrong.code, 1);
+    assert.match(wrong.err, /ckpt\.pth: Error\(s\) in loading state_dict for ResNet:\n\tsize mismatch for fc\.weight/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
