@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { Tensor } from '../src/tensor/tensor.js';
 import type { BackendName } from '../src/backend/backend.js';
 import { loadNative } from '../src/backend/native.js';
+import { Generator } from '../src/tensor/random.js';
 
 /** Repository root (tests run from dist/tests/...). */
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -90,4 +91,12 @@ export function backends(): { name: BackendName; skip: string | false }[] {
     { name: 'js', skip: false },
     { name: 'native', skip: nat.backend ? false : `native backend unavailable: ${nat.info.error}` },
   ];
+}
+
+/** n deterministic uniform values in [lo, hi) from the project's seeded generator. */
+export function randArray(n: number, seed: number, lo = -1, hi = 1): Float32Array {
+  const g = new Generator(seed);
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = lo + g.uniform() * (hi - lo);
+  return a;
 }

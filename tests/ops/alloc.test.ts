@@ -31,7 +31,7 @@ import { Module } from '../../src/nn/module.js';
 import { Bottleneck, ResNet, resnet18, resnet50 } from '../../src/models/resnet.js';
 import { randn } from '../../src/tensor/creation.js';
 import { Generator } from '../../src/tensor/random.js';
-import { backends } from '../helpers.js';
+import { backends, randArray } from '../helpers.js';
 
 const nativeSkip = backends().find((b) => b.name === 'native')!.skip;
 const SELF = fileURLToPath(import.meta.url);
@@ -40,18 +40,7 @@ const CHILD = process.env.RESNET_ALLOC_TEST_CHILD;
 /** Smallest request the native pool serves (64 KB); below it alloc is new Float32Array. */
 const POOL_MIN = 16384;
 
-/** Deterministic values in [-1, 1) (mulberry32). */
-function rand(n: number, seed: number): Float32Array {
-  const a = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    a[i] = -1 + 2 * (((t ^ (t >>> 14)) >>> 0) / 4294967296);
-  }
-  return a;
-}
+const rand = randArray;
 
 const gc = (globalThis as { gc?: () => void }).gc;
 

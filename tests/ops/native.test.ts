@@ -20,7 +20,7 @@ import assert from 'node:assert/strict';
 import { jsBackend } from '../../src/backend/js.js';
 import { loadNative, nativeIsaList, setNativeIsa } from '../../src/backend/native.js';
 import type { Backend, Conv2dParams, Pool2dParams } from '../../src/backend/backend.js';
-import { backends } from '../helpers.js';
+import { backends, randArray } from '../helpers.js';
 
 const nativeSkip = backends().find((b) => b.name === 'native')!.skip;
 const native = loadNative().backend as Backend;
@@ -44,18 +44,7 @@ function everyConfig(fn: (cfg: string) => void): void {
   }
 }
 
-/** Deterministic uniform values in [lo, hi) (mulberry32). */
-function rand(n: number, seed: number, lo = -1, hi = 1): Float32Array {
-  const a = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    a[i] = lo + ((((t ^ (t >>> 14)) >>> 0) / 4294967296) * (hi - lo));
-  }
-  return a;
-}
+const rand = randArray;
 
 const abs = (a: Float32Array) => a.map(Math.abs);
 
