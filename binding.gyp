@@ -5,6 +5,7 @@
   'variables': {
     'dl_kernel_sources': [
       'csrc/kernels/conv.c',
+      'csrc/kernels/conv_bwd.c',
       'csrc/kernels/eltwise.c',
       'csrc/kernels/gemm.c',
       'csrc/kernels/norm.c',

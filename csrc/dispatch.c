@@ -154,6 +154,50 @@ void dl_add(const float *a, const float *b, float *y, int64_t n, int relu) {
   FP_LEAVE;
 }
 
+int64_t dl_conv2d_bwd_data_packed_size(const dl_conv2d_params *p) { return kt()->conv2d_bwd_data_packed_size(p); }
+
+void dl_conv2d_bwd_data_pack(const dl_conv2d_params *p, const float *w, float *packed) {
+  kt()->conv2d_bwd_data_pack(p, w, packed);
+}
+
+void dl_conv2d_bwd_data(const dl_conv2d_params *p, const float *dy, const float *w, const float *packed, float *dx) {
+  FP_ENTER;
+  kt()->conv2d_bwd_data(p, dy, w, packed, dx);
+  FP_LEAVE;
+}
+
+void dl_conv2d_bwd_weight(const dl_conv2d_params *p, const float *x, const float *dy, float *dw, float *db) {
+  FP_ENTER;
+  kt()->conv2d_bwd_weight(p, x, dy, dw, db);
+  FP_LEAVE;
+}
+
+void dl_batchnorm_bwd(const float *x, const float *dy, int64_t N, int64_t C, int64_t HW, const float *mean,
+                      const float *invstd, const float *weight, float *dx, float *dweight, float *dbias) {
+  FP_ENTER;
+  kt()->batchnorm_bwd(x, dy, N, C, HW, mean, invstd, weight, dx, dweight, dbias);
+  FP_LEAVE;
+}
+
+void dl_maxpool2d_bwd(const dl_pool2d_params *p, const float *dy, const int32_t *indices, float *dx) {
+  FP_ENTER;
+  kt()->maxpool2d_bwd(p, dy, indices, dx);
+  FP_LEAVE;
+}
+
+void dl_adaptive_avgpool2d_bwd(const float *dy, int64_t N, int64_t C, int64_t H, int64_t W, int64_t OH, int64_t OW,
+                               float *dx) {
+  FP_ENTER;
+  kt()->adaptive_avgpool2d_bwd(dy, N, C, H, W, OH, OW, dx);
+  FP_LEAVE;
+}
+
+void dl_relu_bwd(const float *dy, const float *y, float *dx, int64_t n) {
+  FP_ENTER;
+  kt()->relu_bwd(dy, y, dx, n);
+  FP_LEAVE;
+}
+
 // The naive references, whatever level is in use (the same functions as the "ref" level).
 void dl_conv2d_ref(const dl_conv2d_params *p, const float *x, const float *w, const float *packed,
                    const float *bias, const float *residual, float *y) {
@@ -179,3 +223,22 @@ void dl_adaptive_avgpool2d_ref(const float *x, int64_t N, int64_t C, int64_t H, 
 }
 void dl_relu_ref(const float *x, float *y, int64_t n) { dl_kernels_ref.relu(x, y, n); }
 void dl_add_ref(const float *a, const float *b, float *y, int64_t n, int relu) { dl_kernels_ref.add(a, b, y, n, relu); }
+void dl_conv2d_bwd_data_ref(const dl_conv2d_params *p, const float *dy, const float *w, const float *packed,
+                            float *dx) {
+  dl_kernels_ref.conv2d_bwd_data(p, dy, w, packed, dx);
+}
+void dl_conv2d_bwd_weight_ref(const dl_conv2d_params *p, const float *x, const float *dy, float *dw, float *db) {
+  dl_kernels_ref.conv2d_bwd_weight(p, x, dy, dw, db);
+}
+void dl_batchnorm_bwd_ref(const float *x, const float *dy, int64_t N, int64_t C, int64_t HW, const float *mean,
+                          const float *invstd, const float *weight, float *dx, float *dweight, float *dbias) {
+  dl_kernels_ref.batchnorm_bwd(x, dy, N, C, HW, mean, invstd, weight, dx, dweight, dbias);
+}
+void dl_maxpool2d_bwd_ref(const dl_pool2d_params *p, const float *dy, const int32_t *indices, float *dx) {
+  dl_kernels_ref.maxpool2d_bwd(p, dy, indices, dx);
+}
+void dl_adaptive_avgpool2d_bwd_ref(const float *dy, int64_t N, int64_t C, int64_t H, int64_t W, int64_t OH,
+                                   int64_t OW, float *dx) {
+  dl_kernels_ref.adaptive_avgpool2d_bwd(dy, N, C, H, W, OH, OW, dx);
+}
+void dl_relu_bwd_ref(const float *dy, const float *y, float *dx, int64_t n) { dl_kernels_ref.relu_bwd(dy, y, dx, n); }

@@ -51,6 +51,26 @@ DL_INLINE vf vf_relu(vf v) { return vf_and(v, (v > 0) | (v != v)); }
 /** PyTorch's max step: take v when v > best or v is NaN. */
 DL_INLINE vf vf_max_nan(vf best, vf v) { return vf_select((v > best) | (v != v), v, best); }
 
+/** Lanes [0, n) from p, 0 in the others; never touches p[n..VL) (masked load where the ISA has one). 0 <= n <= VL. */
+DL_INLINE vf vf_load_n(const float *p, int n) {
+#if DL_VL == 16
+  return (vf)_mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), p);
+#else
+  vf v = vf_zero();
+  for (int l = 0; l < n; l++) v[l] = p[l];
+  return v;
+#endif
+}
+
+/** Store lanes [0, n) of v to p; p[n..VL) is not touched. 0 <= n <= VL. */
+DL_INLINE void vf_store_n(float *p, vf v, int n) {
+#if DL_VL == 16
+  _mm512_mask_storeu_ps(p, (__mmask16)((1u << n) - 1), (__m512)v);
+#else
+  for (int l = 0; l < n; l++) p[l] = v[l];
+#endif
+}
+
 /** Bit l set when lane l of the comparison mask m is true (m lanes are 0 or -1). */
 DL_INLINE uint32_t vi_bits(vi m) {
 #if DL_VL == 16
@@ -96,6 +116,59 @@ DL_INLINE vf vf_even(vf a, vf b) {
   vi idx;
   for (int l = 0; l < DL_VL; l++) idx[l] = 2 * l;
   return __builtin_shuffle(a, b, idx);
+#endif
+}
+
+/** Lanes 0..VL/2-1 of a and b interleaved: a0 b0 a1 b1 ... (zip_hi: the upper halves). */
+#if DL_VL == 1
+DL_INLINE vf vf_zip_lo(vf a, vf b) { (void)b; return a; }
+DL_INLINE vf vf_zip_hi(vf a, vf b) { (void)a; return b; }
+#elif defined(__clang__)
+#if DL_VL == 4
+DL_INLINE vf vf_zip_lo(vf a, vf b) { return __builtin_shufflevector(a, b, 0, 4, 1, 5); }
+DL_INLINE vf vf_zip_hi(vf a, vf b) { return __builtin_shufflevector(a, b, 2, 6, 3, 7); }
+#elif DL_VL == 8
+DL_INLINE vf vf_zip_lo(vf a, vf b) { return __builtin_shufflevector(a, b, 0, 8, 1, 9, 2, 10, 3, 11); }
+DL_INLINE vf vf_zip_hi(vf a, vf b) { return __builtin_shufflevector(a, b, 4, 12, 5, 13, 6, 14, 7, 15); }
+#else
+DL_INLINE vf vf_zip_lo(vf a, vf b) {
+  return __builtin_shufflevector(a, b, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+}
+DL_INLINE vf vf_zip_hi(vf a, vf b) {
+  return __builtin_shufflevector(a, b, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+}
+#endif
+#else
+DL_INLINE vf vf_zip_lo(vf a, vf b) {
+  vi idx;
+  for (int l = 0; l < DL_VL; l++) idx[l] = (l >> 1) + (l & 1) * DL_VL;
+  return __builtin_shuffle(a, b, idx);
+}
+DL_INLINE vf vf_zip_hi(vf a, vf b) {
+  vi idx;
+  for (int l = 0; l < DL_VL; l++) idx[l] = DL_VL / 2 + (l >> 1) + (l & 1) * DL_VL;
+  return __builtin_shuffle(a, b, idx);
+}
+#endif
+
+/**
+ * Transpose the DL_VL x DL_VL block r[0..VL) in place (r[i][l] <-> r[l][i]): log2(VL) rounds of zipping row i
+ * with row i + VL/2 (each round is a perfect shuffle of the rows; VL of them transpose the block).
+ */
+DL_INLINE void vf_transpose(vf *r) {
+#if DL_VL > 1
+  for (int round = 1; round < DL_VL; round <<= 1) {
+    vf t[DL_VL];
+#pragma GCC unroll 16
+    for (int i = 0; i < DL_VL / 2; i++) {
+      t[2 * i] = vf_zip_lo(r[i], r[i + DL_VL / 2]);
+      t[2 * i + 1] = vf_zip_hi(r[i], r[i + DL_VL / 2]);
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < DL_VL; i++) r[i] = t[i];
+  }
+#else
+  (void)r;
 #endif
 }
 

@@ -289,6 +289,130 @@ static napi_value add(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+// ---- backward (training) --------------------------------------------------------------------------------------
+
+// conv2dBackwardDataPackedSize(params) -> number
+static napi_value conv2d_bwd_data_packed_size(napi_env env, napi_callback_info info) {
+  call_t c;
+  dl_conv2d_params p;
+  if (!begin(&c, env, info, 1) || !conv_params(&c, 0, 0, &p)) return NULL;
+  napi_value r;
+  napi_create_double(env, (double)dl_conv2d_bwd_data_packed_size(&p), &r);
+  return r;
+}
+
+// conv2dBackwardDataPack(params, w, packed)
+static napi_value conv2d_bwd_data_pack(napi_env env, napi_callback_info info) {
+  call_t c;
+  dl_conv2d_params p;
+  if (!begin(&c, env, info, 3) || !conv_params(&c, 0, 0, &p)) return NULL;
+  float *w = typed(&c, 1, napi_float32_array, PROD(p.O, p.C / p.groups, p.KH, p.KW), 0, "conv2d weight");
+  float *packed = typed(&c, 2, napi_float32_array, dl_conv2d_bwd_data_packed_size(&p), 0, "conv2d backward packed weight");
+  if (c.failed) return NULL;
+  dl_conv2d_bwd_data_pack(&p, w, packed);
+  return undefined(env);
+}
+
+// conv2dBackwardData(params, dy, w, packed|null, dx)
+static napi_value conv2d_bwd_data(napi_env env, napi_callback_info info) {
+  call_t c;
+  dl_conv2d_params p;
+  if (!begin(&c, env, info, 5) || !conv_params(&c, 0, 0, &p)) return NULL;
+  float *dy = typed(&c, 1, napi_float32_array, PROD(p.N, p.O, p.OH, p.OW), 0, "conv2d output gradient");
+  float *w = typed(&c, 2, napi_float32_array, PROD(p.O, p.C / p.groups, p.KH, p.KW), 0, "conv2d weight");
+  float *packed = typed(&c, 3, napi_float32_array, dl_conv2d_bwd_data_packed_size(&p), 1, "conv2d backward packed weight");
+  float *dx = typed(&c, 4, napi_float32_array, PROD(p.N, p.C, p.H, p.W), 0, "conv2d input gradient");
+  if (c.failed) return NULL;
+  dl_conv2d_bwd_data(&p, dy, w, packed, dx);
+  return undefined(env);
+}
+
+// conv2dBackwardWeight(params, x, dy, dw, db|null)
+static napi_value conv2d_bwd_weight(napi_env env, napi_callback_info info) {
+  call_t c;
+  dl_conv2d_params p;
+  if (!begin(&c, env, info, 5) || !conv_params(&c, 0, 0, &p)) return NULL;
+  float *x = typed(&c, 1, napi_float32_array, PROD(p.N, p.C, p.H, p.W), 0, "conv2d input");
+  float *dy = typed(&c, 2, napi_float32_array, PROD(p.N, p.O, p.OH, p.OW), 0, "conv2d output gradient");
+  float *dw = typed(&c, 3, napi_float32_array, PROD(p.O, p.C / p.groups, p.KH, p.KW), 0, "conv2d weight gradient");
+  float *db = typed(&c, 4, napi_float32_array, p.O, 1, "conv2d bias gradient");
+  if (c.failed) return NULL;
+  dl_conv2d_bwd_weight(&p, x, dy, dw, db);
+  return undefined(env);
+}
+
+// batchNormBackward(x, dy, N, C, HW, mean, invstd, weight|null, dx, dweight|null, dbias|null)
+static napi_value batchnorm_bwd(napi_env env, napi_callback_info info) {
+  call_t c;
+  if (!begin(&c, env, info, 11)) return NULL;
+  int64_t N = integer(&c, 2, 0, "N"), C = integer(&c, 3, 0, "C"), HW = integer(&c, 4, 0, "HW");
+  int64_t n = PROD(N, C, HW);
+  float *x = typed(&c, 0, napi_float32_array, n, 0, "batch_norm input");
+  float *dy = typed(&c, 1, napi_float32_array, n, 0, "batch_norm output gradient");
+  float *mean = typed(&c, 5, napi_float32_array, C, 0, "batch_norm mean");
+  float *invstd = typed(&c, 6, napi_float32_array, C, 0, "batch_norm invstd");
+  float *weight = typed(&c, 7, napi_float32_array, C, 1, "batch_norm weight");
+  float *dx = typed(&c, 8, napi_float32_array, n, 0, "batch_norm input gradient");
+  float *dweight = typed(&c, 9, napi_float32_array, C, 1, "batch_norm weight gradient");
+  float *dbias = typed(&c, 10, napi_float32_array, C, 1, "batch_norm bias gradient");
+  if (c.failed) return NULL;
+  dl_batchnorm_bwd(x, dy, N, C, HW, mean, invstd, weight, dx, dweight, dbias);
+  return undefined(env);
+}
+
+// maxPool2dBackward(params, dy, indices, dx); params as maxPool2d's. Every index must lie in [0, H*W).
+static napi_value maxpool2d_bwd(napi_env env, napi_callback_info info) {
+  call_t c;
+  if (!begin(&c, env, info, 4)) return NULL;
+  static const int64_t mins[14] = {0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1};
+  int64_t d[14] = {0};
+  dims(&c, 0, 14, mins, d, "max_pool2d params");
+  if (c.failed) return NULL;
+  dl_pool2d_params p = {d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8], d[9], d[10], d[11], d[12], d[13]};
+  int64_t ny = PROD(p.N, p.C, p.OH, p.OW), plane = PROD(p.H, p.W);
+  float *dy = typed(&c, 1, napi_float32_array, ny, 0, "max_pool2d output gradient");
+  int32_t *idx = typed(&c, 2, napi_int32_array, ny, 0, "max_pool2d indices");
+  float *dx = typed(&c, 3, napi_float32_array, PROD(p.N, p.C, p.H, p.W), 0, "max_pool2d input gradient");
+  if (c.failed) return NULL;
+  for (int64_t i = 0; i < ny; i++) {
+    if (idx[i] < 0 || idx[i] >= plane) {
+      char msg[160];
+      snprintf(msg, sizeof msg, "resnet_native: max_pool2d indices[%lld] = %d is outside [0, %lld) (H*W)",
+               (long long)i, (int)idx[i], (long long)plane);
+      fail(&c, "RangeError", msg);
+      return NULL;
+    }
+  }
+  dl_maxpool2d_bwd(&p, dy, idx, dx);
+  return undefined(env);
+}
+
+// adaptiveAvgPool2dBackward(dy, N, C, H, W, OH, OW, dx)
+static napi_value adaptive_avgpool2d_bwd(napi_env env, napi_callback_info info) {
+  call_t c;
+  if (!begin(&c, env, info, 8)) return NULL;
+  int64_t N = integer(&c, 1, 0, "N"), C = integer(&c, 2, 0, "C"), H = integer(&c, 3, 1, "H"),
+          W = integer(&c, 4, 1, "W"), OH = integer(&c, 5, 1, "OH"), OW = integer(&c, 6, 1, "OW");
+  float *dy = typed(&c, 0, napi_float32_array, PROD(N, C, OH, OW), 0, "adaptive_avg_pool2d output gradient");
+  float *dx = typed(&c, 7, napi_float32_array, PROD(N, C, H, W), 0, "adaptive_avg_pool2d input gradient");
+  if (c.failed) return NULL;
+  dl_adaptive_avgpool2d_bwd(dy, N, C, H, W, OH, OW, dx);
+  return undefined(env);
+}
+
+// reluBackward(dy, y, dx, n)
+static napi_value relu_bwd(napi_env env, napi_callback_info info) {
+  call_t c;
+  if (!begin(&c, env, info, 4)) return NULL;
+  int64_t n = integer(&c, 3, 0, "n");
+  float *dy = typed(&c, 0, napi_float32_array, n, 0, "relu output gradient");
+  float *y = typed(&c, 1, napi_float32_array, n, 0, "relu output");
+  float *dx = typed(&c, 2, napi_float32_array, n, 0, "relu input gradient");
+  if (c.failed) return NULL;
+  dl_relu_bwd(dy, y, dx, n);
+  return undefined(env);
+}
+
 // ---- memory for op outputs (pool.c) ---------------------------------------------------------------------------
 // Each block goes to JavaScript as the storage of one external ArrayBuffer; its finalizer, which Node runs on the
 // JS thread once the ArrayBuffer is garbage, is the only way back into the pool, so a block is never handed out
@@ -337,6 +461,35 @@ static napi_value alloc(napi_env env, napi_callback_info info) {
     return NULL;
   }
   return ta;
+}
+
+static void pages_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  pages_free(data, (size_t)(uintptr_t)hint);
+}
+
+// allocPages(bytes) -> an ArrayBuffer of `bytes` zero bytes over its own mapping (pool.c pages_alloc: page aligned,
+// huge pages requested from 2 MB up), unmapped when the ArrayBuffer is collected; undefined when bytes is 0 or the
+// mapping fails (the caller then allocates normally). For reading large files (src/io/tensor-bytes.ts): in a VM
+// the first touch of each fresh 4 KB page can cost microseconds, and a huge page takes 512 of them at once.
+static napi_value alloc_pages(napi_env env, napi_callback_info info) {
+  call_t c;
+  if (!begin(&c, env, info, 1)) return NULL;
+  int64_t bytes = integer(&c, 0, 0, "bytes");
+  if (c.failed) return NULL;
+  size_t mapped = 0;
+  void *b = pages_alloc((size_t)bytes, &mapped);
+  if (!b) return undefined(env);
+  napi_value ab;
+  napi_status st = napi_create_external_arraybuffer(env, b, (size_t)bytes, pages_finalize, (void *)(uintptr_t)mapped, &ab);
+  if (st != napi_ok) {
+    // as in alloc(): these statuses come back before Node registers the finalizer; after any other, leak the block
+    // rather than risk unmapping it twice
+    if (st == napi_invalid_arg || st == napi_pending_exception || st == napi_no_external_buffers_allowed || st == napi_cannot_run_js)
+      pages_free(b, mapped);
+    return undefined(env);
+  }
+  return ab;
 }
 
 static char probe_block[64];
@@ -457,7 +610,11 @@ static napi_value init(napi_env env, napi_value exports) {
     {"adaptiveAvgPool2d", adaptive_avgpool2d}, {"relu", relu}, {"add", add}, {"isa", isa},
     {"isaList", isa_list}, {"setIsa", set_isa}, {"numThreads", num_threads}, {"numCores", num_cores},
     {"setNumThreads", set_num_threads}, {"alloc", alloc}, {"poolStats", pool_stats_fn},
-    {"poolSetLimit", pool_set_limit_fn}, {"poolTrim", pool_trim_fn}, {"poolProbe", pool_probe},
+    {"poolSetLimit", pool_set_limit_fn}, {"poolTrim", pool_trim_fn}, {"poolProbe", pool_probe}, {"allocPages", alloc_pages},
+    {"conv2dBackwardDataPackedSize", conv2d_bwd_data_packed_size}, {"conv2dBackwardDataPack", conv2d_bwd_data_pack},
+    {"conv2dBackwardData", conv2d_bwd_data}, {"conv2dBackwardWeight", conv2d_bwd_weight},
+    {"batchNormBackward", batchnorm_bwd}, {"maxPool2dBackward", maxpool2d_bwd},
+    {"adaptiveAvgPool2dBackward", adaptive_avgpool2d_bwd}, {"reluBackward", relu_bwd},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

@@ -178,3 +178,15 @@ void pool_get_stats(pool_stats *s) {
   *s = P.st;
   pthread_mutex_unlock(&P.mu);
 }
+
+void *pages_alloc(size_t bytes, size_t *mapped) {
+  long ps = sysconf(_SC_PAGESIZE);
+  size_t page = ps > 0 ? (size_t)ps : 4096;
+  if (bytes == 0 || bytes > ((size_t)1 << 40)) return NULL;
+  size_t size = (bytes + page - 1) & ~(page - 1);
+  void *b = map_block(size);  // fresh anonymous pages read as zeros
+  if (b) *mapped = size;
+  return b;
+}
+
+void pages_free(void *block, size_t mapped) { unmap_block(block, mapped); }

@@ -33,4 +33,12 @@ void pool_set_limit(uint64_t bytes);
 void pool_trim(void);
 void pool_get_stats(pool_stats *s);
 
+/**
+ * A fresh zero-filled block of at least `bytes` bytes outside the pool (not counted, never reused), with pool_get's
+ * alignment and huge-page advice; NULL when bytes is 0 or above 2^40, or the system is out of memory. For memory
+ * whose lifetime its owner decides (a file read whole). *mapped receives the size pages_free needs back.
+ */
+void *pages_alloc(size_t bytes, size_t *mapped);
+void pages_free(void *block, size_t mapped);
+
 #endif  // RESNET_POOL_H

@@ -117,6 +117,44 @@ void dl_relu_ref(const float *x, float *y, int64_t n);
 void dl_add(const float *a, const float *b, float *y, int64_t n, int relu);
 void dl_add_ref(const float *a, const float *b, float *y, int64_t n, int relu);
 
+// ---- backward (training) -------------------------------------------------------------------------------------
+// Same layouts as the forward ops; every output is fully written.
+
+/** Floats needed by dl_conv2d_bwd_data_pack's output for this geometry (depends on the SIMD level). */
+int64_t dl_conv2d_bwd_data_packed_size(const dl_conv2d_params *p);
+/** Repack w (O, C/groups, KH, KW) into the layout dl_conv2d_bwd_data reads (per stride phase, flipped, transposed). */
+void dl_conv2d_bwd_data_pack(const dl_conv2d_params *p, const float *w, float *packed);
+/** dx (N,C,H,W) = gradient of conv2d w.r.t. x for dy (N,O,OH,OW); `packed` from the pack above, or NULL. */
+void dl_conv2d_bwd_data(const dl_conv2d_params *p, const float *dy, const float *w, const float *packed, float *dx);
+void dl_conv2d_bwd_data_ref(const dl_conv2d_params *p, const float *dy, const float *w, const float *packed, float *dx);
+
+/** dw (O,C/groups,KH,KW) = gradient of conv2d w.r.t. w from x and dy; db (O) = sum of dy per channel, or NULL. */
+void dl_conv2d_bwd_weight(const dl_conv2d_params *p, const float *x, const float *dy, float *dw, float *db);
+void dl_conv2d_bwd_weight_ref(const dl_conv2d_params *p, const float *x, const float *dy, float *dw, float *db);
+
+/**
+ * Training-mode batch-norm backward over x (N,C,HW) normalised with per-channel mean and invstd = 1/sqrt(var+eps):
+ * dx; dweight = sum(dy * xhat) and dbias = sum(dy) when not NULL. weight NULL means 1.
+ */
+void dl_batchnorm_bwd(const float *x, const float *dy, int64_t N, int64_t C, int64_t HW, const float *mean,
+                      const float *invstd, const float *weight, float *dx, float *dweight, float *dbias);
+void dl_batchnorm_bwd_ref(const float *x, const float *dy, int64_t N, int64_t C, int64_t HW, const float *mean,
+                          const float *invstd, const float *weight, float *dx, float *dweight, float *dbias);
+
+/** dx (N,C,H,W) = dy (N,C,OH,OW) summed at the argmax `indices` (flat h*W+w, each in [0, H*W)). */
+void dl_maxpool2d_bwd(const dl_pool2d_params *p, const float *dy, const int32_t *indices, float *dx);
+void dl_maxpool2d_bwd_ref(const dl_pool2d_params *p, const float *dy, const int32_t *indices, float *dx);
+
+/** dx (N,C,H,W): each dy (N,C,OH,OW) value spread evenly over its adaptive-average-pool bin. */
+void dl_adaptive_avgpool2d_bwd(const float *dy, int64_t N, int64_t C, int64_t H, int64_t W, int64_t OH, int64_t OW,
+                               float *dx);
+void dl_adaptive_avgpool2d_bwd_ref(const float *dy, int64_t N, int64_t C, int64_t H, int64_t W, int64_t OH,
+                                   int64_t OW, float *dx);
+
+/** dx[i] = y[i] > 0 ? dy[i] : 0 (y is relu's output); dx may be dy. */
+void dl_relu_bwd(const float *dy, const float *y, float *dx, int64_t n);
+void dl_relu_bwd_ref(const float *dy, const float *y, float *dx, int64_t n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -147,7 +147,8 @@ void dl_conv2d_pack(const dl_conv2d_params *p, const float *w, float *packed) {
 }
 
 typedef struct {
-  const conv_ctx *cx;
+  const dl_conv2d_params *p;
+  const dl_conv_src *src;
   const float *x;
   float *xp;
 } phase_job;
@@ -155,17 +156,17 @@ typedef struct {
 // xp[n][c][slot][PH][PW] = x[n][c][2i + r][2j + s] for the phases (r, s) in use, 0 outside x.
 static void phase_task(void *arg, int ith, int nth) {
   const phase_job *pj = arg;
-  const conv_ctx *cx = pj->cx;
-  const dl_conv2d_params *p = cx->p;
-  const int64_t PH = cx->PH, PW = cx->PW, H = p->H, W = p->W;
+  const dl_conv_src *src = pj->src;
+  const dl_conv2d_params *p = pj->p;
+  const int64_t PH = src->PH, PW = src->PW, H = p->H, W = p->W;
   int64_t lo, hi;
   dl_split(p->N * p->C, ith, nth, &lo, &hi);
   for (int64_t nc = lo; nc < hi; nc++) {
     const float *xc = pj->x + nc * H * W;
     for (int ph = 0; ph < 4; ph++) {
-      if (cx->slot[ph] < 0) continue;
+      if (src->slot[ph] < 0) continue;
       const int r = ph >> 1, s = ph & 1;
-      float *dp = pj->xp + nc * cx->cstride + cx->slot[ph] * PH * PW;
+      float *dp = pj->xp + nc * src->cstride + src->slot[ph] * PH * PW;
       for (int64_t i = 0; i < PH; i++, dp += PW) {
         int64_t ih = 2 * i + r, j = 0;
         if (ih >= H) {
@@ -179,6 +180,25 @@ static void phase_task(void *arg, int ith, int nth) {
       }
     }
   }
+}
+
+void dl_conv_src_init(const dl_conv2d_params *p, const float *x, dl_conv_src *src) {
+  *src = (dl_conv_src){.x = x, .cstride = p->H * p->W, .istride = p->C * p->H * p->W, .slot = {-1, -1, -1, -1}};
+  if (!(p->stride_h == 2 && p->stride_w == 2 && p->dilation_h == 1 && p->dilation_w == 1)) return;
+  src->phased = 1;
+  src->PH = (p->H + 1) / 2;
+  src->PW = (p->W + 1) / 2;
+  int nslot = 0;
+  for (int64_t kh = 0; kh < p->KH && kh < 2; kh++)
+    for (int64_t kw = 0; kw < p->KW && kw < 2; kw++) src->slot[((kh - p->pad_h) & 1) * 2 + ((kw - p->pad_w) & 1)] = 0;
+  for (int ph = 0; ph < 4; ph++)
+    if (src->slot[ph] == 0) src->slot[ph] = nslot++;
+  src->cstride = nslot * src->PH * src->PW;
+  src->istride = p->C * src->cstride;
+  float *xp = dl_scratch(1, (size_t)(p->N * src->istride) * sizeof(float) + 64);
+  phase_job pj = {p, src, x, xp};
+  dl_parallel(phase_task, &pj, dl_threads_for(p->N * p->C * p->H * p->W, 1 << 16));
+  src->x = xp;
 }
 
 void dl_conv2d(const dl_conv2d_params *p, const float *x, const float *w, const float *packed, const float *bias,
@@ -199,27 +219,14 @@ void dl_conv2d(const dl_conv2d_params *p, const float *x, const float *w, const 
     dl_conv2d_pack(p, w, own);
     packed = own;
   }
-  conv_ctx cx = {.p = p, .x = x, .Cg = Cg, .P = P, .KHW = p->KH * p->KW, .NR = dl_gemm_nr(),
-                 .cstride = p->H * p->W, .istride = p->C * p->H * p->W, .slot = {-1, -1, -1, -1}};
+  dl_conv_src src;
+  dl_conv_src_init(p, x, &src);
+  conv_ctx cx = {.p = p, .x = src.x, .Cg = Cg, .P = P, .KHW = p->KH * p->KW, .NR = dl_gemm_nr(),
+                 .cstride = src.cstride, .istride = src.istride, .phased = src.phased, .PH = src.PH, .PW = src.PW,
+                 .slot = {src.slot[0], src.slot[1], src.slot[2], src.slot[3]}};
   const int pad0 = p->pad_h == 0 && p->pad_w == 0, k1 = p->KH == 1 && p->KW == 1;
   cx.direct_1x1 = k1 && pad0 && p->stride_h == 1 && p->stride_w == 1 && p->OH == p->H && p->OW == p->W;
-  if (p->stride_h == 2 && p->stride_w == 2 && p->dilation_h == 1 && p->dilation_w == 1) {
-    cx.phased = 1;
-    cx.PH = (p->H + 1) / 2;
-    cx.PW = (p->W + 1) / 2;
-    int nslot = 0;
-    for (int64_t kh = 0; kh < p->KH && kh < 2; kh++)
-      for (int64_t kw = 0; kw < p->KW && kw < 2; kw++) cx.slot[((kh - p->pad_h) & 1) * 2 + ((kw - p->pad_w) & 1)] = 0;
-    for (int ph = 0; ph < 4; ph++)
-      if (cx.slot[ph] == 0) cx.slot[ph] = nslot++;
-    cx.cstride = nslot * cx.PH * cx.PW;
-    cx.istride = p->C * cx.cstride;
-    float *xp = dl_scratch(1, (size_t)(p->N * cx.istride) * sizeof(float) + 64);
-    phase_job pj = {&cx, x, xp};
-    dl_parallel(phase_task, &pj, dl_threads_for(p->N * p->C * p->H * p->W, 1 << 16));
-    cx.x = xp;
-    cx.direct_1x1 = k1 && pad0 && p->OW == cx.PW && p->OH <= cx.PH;
-  }
+  if (src.phased) cx.direct_1x1 = k1 && pad0 && p->OW == cx.PW && p->OH <= cx.PH;
   dl_gemm_job jb = {.G = G, .M = Og, .J = p->N * P, .K = Cg * p->KH * p->KW, .ap = packed, .c = y,
                     .c_gs = Og * P, .ldc = P, .c_ns = p->O * P, .jp = P, .res = residual, .res_scale = 1.0f,
                     .bias = bias, .relu = p->relu, .get_b = conv_get_b, .bctx = &cx};

@@ -70,3 +70,24 @@ void dl_add_ref(const float *a, const float *b, float *y, int64_t n, int relu) {
     y[i] = !relu || v > 0 || v != v ? v : 0.0f;
   }
 }
+
+// relu backward: dx = y > 0 ? dy : 0 (y is relu's output; NaN in y gives 0). dx may be dy.
+static void relu_bwd_task(void *arg, int ith, int nth) {
+  const ew_ctx *e = arg;
+  int64_t lo, hi;
+  dl_split(e->n / DL_VL, ith, nth, &lo, &hi);
+  lo *= DL_VL;
+  hi = ith == nth - 1 ? e->n : hi * DL_VL;
+  int64_t i = lo;
+  for (; i + DL_VL <= hi; i += DL_VL) vf_store(e->y + i, vf_and(vf_load(e->a + i), vf_load(e->b + i) > 0));
+  for (; i < hi; i++) e->y[i] = e->b[i] > 0 ? e->a[i] : 0.0f;
+}
+
+void dl_relu_bwd(const float *dy, const float *y, float *dx, int64_t n) {
+  ew_ctx e = {dy, y, dx, n, 0};
+  dl_parallel(relu_bwd_task, &e, dl_threads_for(n, GRAIN));
+}
+
+void dl_relu_bwd_ref(const float *dy, const float *y, float *dx, int64_t n) {
+  for (int64_t i = 0; i < n; i++) dx[i] = y[i] > 0 ? dy[i] : 0.0f;
+}

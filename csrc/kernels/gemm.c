@@ -22,18 +22,6 @@
 #include "../simd.h"
 #include "kernels.h"
 
-#ifndef DL_MR
-#if DL_VL == 16
-#define DL_MR 8
-#define DL_NV 3
-#elif DL_VL >= 4
-#define DL_MR 6
-#define DL_NV 2
-#else
-#define DL_MR 4
-#define DL_NV 2
-#endif
-#endif
 #define MR DL_MR
 #define NV DL_NV
 #define NR (NV * DL_VL)
@@ -128,6 +116,11 @@ static const ukernel_fn ukernels[5] = {
   ukernel_4,
 #endif
 };
+
+void dl_gemm_tile(int64_t kc, const float *a, const float *b, int64_t ldb, float *c, int64_t ldc, int accumulate) {
+  tile_io io = {NULL, c, ldc, 1, 0, NULL, accumulate ? c : NULL, 1.0f};
+  ukernels[NV](kc, a, b, ldb, &io);
+}
 
 void dl_gemm_pack_a(int64_t M, int64_t K, const float *a, int64_t rs, int64_t cs, float alpha, float *ap) {
   for (int64_t m0 = 0; m0 < M; m0 += MR) {

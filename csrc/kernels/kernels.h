@@ -26,6 +26,7 @@
 #define dl_gemm_mr DL_RENAME(dl_gemm_mr)
 #define dl_gemm_nr DL_RENAME(dl_gemm_nr)
 #define dl_gemm_pack_a DL_RENAME(dl_gemm_pack_a)
+#define dl_gemm_tile DL_RENAME(dl_gemm_tile)
 #define dl_batchnorm DL_RENAME(dl_batchnorm)
 #define dl_batchnorm_ref DL_RENAME(dl_batchnorm_ref)
 #define dl_batchnorm_stats DL_RENAME(dl_batchnorm_stats)
@@ -38,6 +39,21 @@
 #define dl_relu_ref DL_RENAME(dl_relu_ref)
 #define dl_add DL_RENAME(dl_add)
 #define dl_add_ref DL_RENAME(dl_add_ref)
+#define dl_conv2d_bwd_data_packed_size DL_RENAME(dl_conv2d_bwd_data_packed_size)
+#define dl_conv2d_bwd_data_pack DL_RENAME(dl_conv2d_bwd_data_pack)
+#define dl_conv2d_bwd_data DL_RENAME(dl_conv2d_bwd_data)
+#define dl_conv2d_bwd_data_ref DL_RENAME(dl_conv2d_bwd_data_ref)
+#define dl_conv2d_bwd_weight DL_RENAME(dl_conv2d_bwd_weight)
+#define dl_conv2d_bwd_weight_ref DL_RENAME(dl_conv2d_bwd_weight_ref)
+#define dl_batchnorm_bwd DL_RENAME(dl_batchnorm_bwd)
+#define dl_batchnorm_bwd_ref DL_RENAME(dl_batchnorm_bwd_ref)
+#define dl_maxpool2d_bwd DL_RENAME(dl_maxpool2d_bwd)
+#define dl_maxpool2d_bwd_ref DL_RENAME(dl_maxpool2d_bwd_ref)
+#define dl_adaptive_avgpool2d_bwd DL_RENAME(dl_adaptive_avgpool2d_bwd)
+#define dl_adaptive_avgpool2d_bwd_ref DL_RENAME(dl_adaptive_avgpool2d_bwd_ref)
+#define dl_relu_bwd DL_RENAME(dl_relu_bwd)
+#define dl_relu_bwd_ref DL_RENAME(dl_relu_bwd_ref)
+#define dl_conv_src_init DL_RENAME(dl_conv_src_init)
 #endif
 
 #include "../include/dl.h"
@@ -58,6 +74,17 @@ typedef struct dl_kernel_table {
   void (*adaptive_avgpool2d)(const float *x, int64_t N, int64_t C, int64_t H, int64_t W, int64_t OH, int64_t OW, float *y);
   void (*relu)(const float *x, float *y, int64_t n);
   void (*add)(const float *a, const float *b, float *y, int64_t n, int relu);
+  // backward (training)
+  int64_t (*conv2d_bwd_data_packed_size)(const dl_conv2d_params *p);
+  void (*conv2d_bwd_data_pack)(const dl_conv2d_params *p, const float *w, float *packed);
+  void (*conv2d_bwd_data)(const dl_conv2d_params *p, const float *dy, const float *w, const float *packed, float *dx);
+  void (*conv2d_bwd_weight)(const dl_conv2d_params *p, const float *x, const float *dy, float *dw, float *db);
+  void (*batchnorm_bwd)(const float *x, const float *dy, int64_t N, int64_t C, int64_t HW, const float *mean,
+                        const float *invstd, const float *weight, float *dx, float *dweight, float *dbias);
+  void (*maxpool2d_bwd)(const dl_pool2d_params *p, const float *dy, const int32_t *indices, float *dx);
+  void (*adaptive_avgpool2d_bwd)(const float *dy, int64_t N, int64_t C, int64_t H, int64_t W, int64_t OH, int64_t OW,
+                                 float *dx);
+  void (*relu_bwd)(const float *dy, const float *y, float *dx, int64_t n);
 } dl_kernel_table;
 
 // ---- thread pool (threadpool.c; shared by every build) --------------------------------------------------------
@@ -74,9 +101,10 @@ void dl_parallel(dl_task_fn fn, void *ctx, int nth);
 /**
  * A 64-byte-aligned buffer of at least `bytes`, private to the calling thread, valid until its next call with the
  * same slot. Slot 0 is for work inside a task (B panels, row buffers), slot 1 for a whole call's data prepared by
- * the caller before dl_parallel (stride-2 phase planes). Kept between calls, so steady state allocates nothing.
+ * the caller before dl_parallel (stride-2 phase planes). Slots 2 and 3 are the backward convolutions' (conv_bwd.c:
+ * phase outputs, packed dy, partial weight gradients). Kept between calls, so steady state allocates nothing.
  */
-#define DL_SCRATCH_SLOTS 2
+#define DL_SCRATCH_SLOTS 4
 void *dl_scratch(int slot, size_t bytes);
 
 /** Threads worth using for `work` units when one thread should get at least `grain` of them. */
@@ -121,6 +149,20 @@ typedef struct dl_gemm_job {
   const void *bctx;
 } dl_gemm_job;
 
+// The micro-tile of this build (files that include simd.h first): DL_MR rows x DL_NV vectors of columns.
+#if defined(DL_VL) && !defined(DL_MR)
+#if DL_VL == 16
+#define DL_MR 8
+#define DL_NV 3
+#elif DL_VL >= 4
+#define DL_MR 6
+#define DL_NV 2
+#else
+#define DL_MR 4
+#define DL_NV 2
+#endif
+#endif
+
 /** Row-panel height and column-tile width of this build's microkernel. */
 int64_t dl_gemm_mr(void);
 int64_t dl_gemm_nr(void);
@@ -128,5 +170,30 @@ int64_t dl_gemm_nr(void);
 void dl_gemm_pack_a(int64_t M, int64_t K, const float *a, int64_t rs, int64_t cs, float alpha, float *ap);
 /** Run the job on the pool. */
 void dl_gemm_run(const dl_gemm_job *job);
+/**
+ * One full MR x NR tile on the calling thread: c (row stride ldc) = [c +] a b, a one packed A panel ([kc][MR]),
+ * b a B panel of kc rows with stride ldb (NR columns). For drivers other than dl_gemm_run (conv_bwd.c).
+ */
+void dl_gemm_tile(int64_t kc, const float *a, const float *b, int64_t ldb, float *c, int64_t ldc, int accumulate);
+
+// ---- how convolutions read x (conv.c; shared with conv_bwd.c) ------------------------------------------------
+
+/**
+ * The source a convolution's B panels are filled from: x itself, or for stride 2 (dilation 1) the 2x2 phase planes
+ * of x, xp[n][c][slot][PH][PW] holding x[2i + r][2j + s] for the phases (r, s) some tap reads (see conv.c).
+ * Tap (kh, kw) with dh = kh*dilation_h - pad_h, dw likewise then reads phase slot[(dh & 1) * 2 + (dw & 1)] at
+ * ((ih - (dh & 1)) / 2, (iw - (dw & 1)) / 2), one element per output column.
+ */
+typedef struct dl_conv_src {
+  const float *x;
+  int64_t cstride;  // floats between channels (H*W, or nslot*PH*PW)
+  int64_t istride;  // floats between images (C * cstride)
+  int phased;
+  int64_t PH, PW;
+  int slot[4];      // phase r*2+s -> its plane index, or -1
+} dl_conv_src;
+
+/** Fill *src for reading x with geometry p; builds the phase planes (threaded) in the caller's scratch slot 1. */
+void dl_conv_src_init(const dl_conv2d_params *p, const float *x, dl_conv_src *src);
 
 #endif  // DL_KERNELS_H

@@ -135,3 +135,87 @@ void dl_batchnorm_stats_ref(const float *x, int64_t N, int64_t C, int64_t HW, fl
     var[c] = (float)(ss / count);
   }
 }
+
+// ---- backward (training mode) ----------------------------------------------------------------------------------
+// With xhat = (x - mean) * invstd and M = N*HW per channel: dbias = sum(dy), dweight = sum(dy * xhat) and
+// dx = weight * invstd * (dy - sum(dy)/M - xhat * sum(dy * xhat)/M) (PyTorch's batch_norm_backward). Threads take
+// whole channels: the two sums (float vectors per plane, added up in double), then dx from the same planes while
+// they are still in L2, so x and dy are read from memory once.
+
+typedef struct {
+  const float *x, *dy;
+  int64_t N, C, HW;
+  const float *mean, *invstd, *weight;
+  float *dx, *dweight, *dbias;
+} bnb_ctx;
+
+static void bnb_task(void *arg, int ith, int nth) {
+  const bnb_ctx *b = arg;
+  const int64_t HW = b->HW;
+  int64_t lo, hi;
+  dl_split(b->C, ith, nth, &lo, &hi);
+  for (int64_t c = lo; c < hi; c++) {
+    const float m = b->mean[c];
+    const vf vm = vf_splat(m);
+    double sdy = 0, sdx = 0;
+    for (int64_t n = 0; n < b->N; n++) {
+      const float *x = b->x + (n * b->C + c) * HW, *dy = b->dy + (n * b->C + c) * HW;
+      for (int64_t i0 = 0; i0 < HW; i0 += 4096) {  // float partial sums over at most 4096 / VL terms per lane
+        const int64_t i1 = i0 + 4096 < HW ? i0 + 4096 : HW;
+        vf a1 = vf_zero(), a2 = vf_zero();
+        int64_t i = i0;
+        for (; i + DL_VL <= i1; i += DL_VL) {
+          vf g = vf_load(dy + i);
+          a1 += g;
+          a2 = g * (vf_load(x + i) - vm) + a2;
+        }
+        sdy += vf_hsum(a1);
+        sdx += vf_hsum(a2);
+        for (; i < i1; i++) {
+          sdy += dy[i];
+          sdx += (double)dy[i] * (x[i] - m);
+        }
+      }
+    }
+    const double inv = b->invstd[c], w = b->weight ? b->weight[c] : 1.0, M = (double)(b->N * HW);
+    if (b->dbias) b->dbias[c] = (float)sdy;
+    if (b->dweight) b->dweight[c] = (float)(sdx * inv);
+    if (!b->dx) continue;
+    // dx = k1 * dy + k2 * (x - mean) + k0
+    const float k1 = (float)(w * inv), k2 = (float)(-w * inv * inv * inv * sdx / M), k0 = (float)(-w * inv * sdy / M);
+    const vf v1 = vf_splat(k1), v2 = vf_splat(k2), v0 = vf_splat(k0);
+    for (int64_t n = 0; n < b->N; n++) {
+      const float *x = b->x + (n * b->C + c) * HW, *dy = b->dy + (n * b->C + c) * HW;
+      float *dx = b->dx + (n * b->C + c) * HW;
+      int64_t i = 0;
+      for (; i + DL_VL <= HW; i += DL_VL) vf_store(dx + i, v1 * vf_load(dy + i) + (v2 * (vf_load(x + i) - vm) + v0));
+      for (; i < HW; i++) dx[i] = k1 * dy[i] + (k2 * (x[i] - m) + k0);
+    }
+  }
+}
+
+void dl_batchnorm_bwd(const float *x, const float *dy, int64_t N, int64_t C, int64_t HW, const float *mean,
+                      const float *invstd, const float *weight, float *dx, float *dweight, float *dbias) {
+  bnb_ctx b = {x, dy, N, C, HW, mean, invstd, weight, dx, dweight, dbias};
+  int nth = dl_threads_for(N * C * HW, 1 << 15);
+  if (nth > C) nth = (int)C;
+  dl_parallel(bnb_task, &b, nth);
+}
+
+void dl_batchnorm_bwd_ref(const float *x, const float *dy, int64_t N, int64_t C, int64_t HW, const float *mean,
+                          const float *invstd, const float *weight, float *dx, float *dweight, float *dbias) {
+  const double M = (double)(N * HW);
+  for (int64_t c = 0; c < C; c++) {
+    double sdy = 0, sdx = 0, m = mean[c], inv = invstd[c], w = weight ? weight[c] : 1.0;
+    for (int64_t n = 0; n < N; n++)
+      for (int64_t i = (n * C + c) * HW; i < (n * C + c + 1) * HW; i++) {
+        sdy += dy[i];
+        sdx += (double)dy[i] * (x[i] - m);
+      }
+    if (dbias) dbias[c] = (float)sdy;
+    if (dweight) dweight[c] = (float)(sdx * inv);
+    for (int64_t n = 0; n < N; n++)
+      for (int64_t i = (n * C + c) * HW; i < (n * C + c + 1) * HW; i++)
+        dx[i] = (float)(w * inv * (dy[i] - sdy / M - (x[i] - m) * inv * inv * sdx / M));
+  }
+}

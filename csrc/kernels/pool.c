@@ -185,3 +185,111 @@ void dl_adaptive_avgpool2d_ref(const float *x, int64_t N, int64_t C, int64_t H, 
     }
   }
 }
+
+// ---- backward --------------------------------------------------------------------------------------------------
+// Max pooling: each dx plane is zeroed, then every dy value is added at its recorded argmax (windows may overlap,
+// so several outputs can add to one input). Indices are flat h*W + w inside the plane, as maxpool2d writes them;
+// the glue (napi.c) has checked that they are in [0, H*W). Adaptive average pooling: each dy value divided by its
+// bin's height, then width, added over the bin; the global case (1x1 output) is one fill with dy / (H*W). Both are
+// PyTorch's exact operations (it runs a 1x1 adaptive pool as a mean), so the results match it bit for bit.
+// Both thread over (n, c) planes, so no two threads touch one dx element.
+
+typedef struct {
+  const dl_pool2d_params *p;
+  const float *dy;
+  const int32_t *indices;
+  float *dx;
+} mpb_ctx;
+
+static void maxpool_bwd_plane(const float *dy, const int32_t *idx, int64_t nout, float *dx, int64_t nin) {
+  int64_t i = 0;
+  for (; i + DL_VL <= nin; i += DL_VL) vf_store(dx + i, vf_zero());
+  for (; i < nin; i++) dx[i] = 0;
+  for (int64_t o = 0; o < nout; o++) dx[idx[o]] += dy[o];
+}
+
+static void maxpool_bwd_task(void *arg, int ith, int nth) {
+  const mpb_ctx *m = arg;
+  const dl_pool2d_params *p = m->p;
+  const int64_t nin = p->H * p->W, nout = p->OH * p->OW;
+  int64_t lo, hi;
+  dl_split(p->N * p->C, ith, nth, &lo, &hi);
+  for (int64_t nc = lo; nc < hi; nc++) maxpool_bwd_plane(m->dy + nc * nout, m->indices + nc * nout, nout, m->dx + nc * nin, nin);
+}
+
+void dl_maxpool2d_bwd(const dl_pool2d_params *p, const float *dy, const int32_t *indices, float *dx) {
+  mpb_ctx m = {p, dy, indices, dx};
+  int nth = dl_threads_for(p->N * p->C * (p->H * p->W + p->OH * p->OW), 1 << 16);
+  if (nth > p->N * p->C) nth = (int)(p->N * p->C);
+  dl_parallel(maxpool_bwd_task, &m, nth);
+}
+
+void dl_maxpool2d_bwd_ref(const dl_pool2d_params *p, const float *dy, const int32_t *indices, float *dx) {
+  const int64_t nin = p->H * p->W, nout = p->OH * p->OW;
+  for (int64_t i = 0; i < p->N * p->C * nin; i++) dx[i] = 0;
+  for (int64_t nc = 0; nc < p->N * p->C; nc++)
+    for (int64_t o = 0; o < nout; o++) dx[nc * nin + indices[nc * nout + o]] += dy[nc * nout + o];
+}
+
+typedef struct {
+  const float *dy;
+  int64_t NC, H, W, OH, OW;
+  float *dx;
+} apb_ctx;
+
+static void avgpool_bwd_plane(const apb_ctx *a, const float *dy, float *dx) {
+  const int64_t H = a->H, W = a->W, n = H * W;
+  if (a->OH == 1 && a->OW == 1) {
+    const float v = dy[0] / (float)n;  // PyTorch computes the global pool as a mean: one division by H*W
+    const vf vv = vf_splat(v);
+    int64_t i = 0;
+    for (; i + DL_VL <= n; i += DL_VL) vf_store(dx + i, vv);
+    for (; i < n; i++) dx[i] = v;
+    return;
+  }
+  for (int64_t i = 0; i < n; i++) dx[i] = 0;
+  for (int64_t oh = 0; oh < a->OH; oh++) {
+    int64_t h0 = oh * H / a->OH, h1 = ((oh + 1) * H + a->OH - 1) / a->OH;
+    for (int64_t ow = 0; ow < a->OW; ow++) {
+      int64_t w0 = ow * W / a->OW, w1 = ((ow + 1) * W + a->OW - 1) / a->OW;
+      const float v = dy[oh * a->OW + ow] / (float)(h1 - h0) / (float)(w1 - w0);
+      for (int64_t h = h0; h < h1; h++)
+        for (int64_t w = w0; w < w1; w++) dx[h * W + w] += v;
+    }
+  }
+}
+
+static void avgpool_bwd_task(void *arg, int ith, int nth) {
+  const apb_ctx *a = arg;
+  int64_t lo, hi;
+  dl_split(a->NC, ith, nth, &lo, &hi);
+  for (int64_t nc = lo; nc < hi; nc++) avgpool_bwd_plane(a, a->dy + nc * a->OH * a->OW, a->dx + nc * a->H * a->W);
+}
+
+void dl_adaptive_avgpool2d_bwd(const float *dy, int64_t N, int64_t C, int64_t H, int64_t W, int64_t OH, int64_t OW,
+                               float *dx) {
+  apb_ctx a = {dy, N * C, H, W, OH, OW, dx};
+  int nth = dl_threads_for(N * C * (H * W + OH * OW), 1 << 16);
+  if (nth > N * C) nth = (int)(N * C);
+  dl_parallel(avgpool_bwd_task, &a, nth);
+}
+
+// Reference: the same sums in double, one rounding per dx element.
+void dl_adaptive_avgpool2d_bwd_ref(const float *dy, int64_t N, int64_t C, int64_t H, int64_t W, int64_t OH,
+                                   int64_t OW, float *dx) {
+  for (int64_t nc = 0; nc < N * C; nc++)
+    for (int64_t h = 0; h < H; h++)
+      for (int64_t w = 0; w < W; w++) {
+        double s = 0;
+        for (int64_t oh = 0; oh < OH; oh++) {
+          int64_t h0 = oh * H / OH, h1 = ((oh + 1) * H + OH - 1) / OH;
+          if (h < h0 || h >= h1) continue;
+          for (int64_t ow = 0; ow < OW; ow++) {
+            int64_t w0 = ow * W / OW, w1 = ((ow + 1) * W + OW - 1) / OW;
+            if (w < w0 || w >= w1) continue;
+            s += (double)dy[(nc * OH + oh) * OW + ow] / (double)((h1 - h0) * (w1 - w0));
+          }
+        }
+        dx[(nc * H + h) * W + w] = (float)s;
+      }
+}

@@ -18,6 +18,14 @@ const dl_kernel_table DL_RENAME(dl_kernels) = {
   .adaptive_avgpool2d = dl_adaptive_avgpool2d,
   .relu = dl_relu,
   .add = dl_add,
+  .conv2d_bwd_data_packed_size = dl_conv2d_bwd_data_packed_size,
+  .conv2d_bwd_data_pack = dl_conv2d_bwd_data_pack,
+  .conv2d_bwd_data = dl_conv2d_bwd_data,
+  .conv2d_bwd_weight = dl_conv2d_bwd_weight,
+  .batchnorm_bwd = dl_batchnorm_bwd,
+  .maxpool2d_bwd = dl_maxpool2d_bwd,
+  .adaptive_avgpool2d_bwd = dl_adaptive_avgpool2d_bwd,
+  .relu_bwd = dl_relu_bwd,
 };
 
 #ifdef DL_ISA_IS_SCALAR
@@ -33,5 +41,13 @@ const dl_kernel_table dl_kernels_ref = {
   .adaptive_avgpool2d = dl_adaptive_avgpool2d_ref,
   .relu = dl_relu_ref,
   .add = dl_add_ref,
+  .conv2d_bwd_data_packed_size = dl_conv2d_bwd_data_packed_size,
+  .conv2d_bwd_data_pack = dl_conv2d_bwd_data_pack,
+  .conv2d_bwd_data = dl_conv2d_bwd_data_ref,
+  .conv2d_bwd_weight = dl_conv2d_bwd_weight_ref,
+  .batchnorm_bwd = dl_batchnorm_bwd_ref,
+  .maxpool2d_bwd = dl_maxpool2d_bwd_ref,
+  .adaptive_avgpool2d_bwd = dl_adaptive_avgpool2d_bwd_ref,
+  .relu_bwd = dl_relu_bwd_ref,
 };
 #endif

@@ -92,6 +92,34 @@ export interface Backend {
   /** y[i] = a[i] + b[i] (then relu if asked) for i < n; y may be a or b. */
   add(a: Float32Array, b: Float32Array, y: Float32Array, n: number, relu: boolean): void;
 
+  // ---- backward kernels (training). Same layouts as the forward members; every output is fully written. ----
+
+  /** dx (N,C,H,W) = gradient of conv2d w.r.t. its input, from dy (N,O,OH,OW) and w (O,C/groups,KH,KW). */
+  conv2dBackwardData(dy: Float32Array, w: Float32Array, p: Conv2dParams, dx: Float32Array, pack?: PackKey): void;
+
+  /**
+   * dw (O,C/groups,KH,KW) = gradient of conv2d w.r.t. its weight, from x (N,C,H,W) and dy (N,O,OH,OW);
+   * db (O) = sum of dy over N, OH, OW when not null.
+   */
+  conv2dBackwardWeight(x: Float32Array, dy: Float32Array, p: Conv2dParams, dw: Float32Array, db: Float32Array | null): void;
+
+  /**
+   * Training-mode batch-norm backward over x (N,C,HW) normalised with the batch statistics `mean` and
+   * `invstd` = 1/sqrt(var + eps) (per channel): dx; dweight = sum(dy * xhat), dbias = sum(dy) when not null.
+   * weight null means 1.
+   */
+  batchNormBackward(x: Float32Array, dy: Float32Array, N: number, C: number, HW: number, mean: Float32Array, invstd: Float32Array,
+    weight: Float32Array | null, dx: Float32Array, dweight: Float32Array | null, dbias: Float32Array | null): void;
+
+  /** dx (N,C,H,W): dy (N,C,OH,OW) scattered (summed) to the argmax positions `indices` that maxPool2d recorded. */
+  maxPool2dBackward(dy: Float32Array, indices: Int32Array, p: Pool2dParams, dx: Float32Array): void;
+
+  /** dx (N,C,H,W): each dy (N,C,OH,OW) value spread evenly over its adaptive-average-pool bin (bins may overlap). */
+  adaptiveAvgPool2dBackward(dy: Float32Array, N: number, C: number, H: number, W: number, OH: number, OW: number, dx: Float32Array): void;
+
+  /** dx[i] = y[i] > 0 ? dy[i] : 0 for i < n (y is relu's output); dx may be dy. */
+  reluBackward(dy: Float32Array, y: Float32Array, dx: Float32Array, n: number): void;
+
   /** Worker threads used by this backend's kernels (1 for js). */
   numThreads(): number;
   /** Change the thread count (clamped to [1, cores * 2]); a no-op for single-threaded backends. */

@@ -97,6 +97,15 @@ interface Addon {
   numThreads(): number;
   numCores(): number;
   setNumThreads(n: number): number;
+  conv2dBackwardDataPackedSize(p: Float64Array): number;
+  conv2dBackwardDataPack(p: Float64Array, w: Float32Array, packed: Float32Array): void;
+  conv2dBackwardData(p: Float64Array, dy: Float32Array, w: Float32Array, packed: Float32Array | null, dx: Float32Array): void;
+  conv2dBackwardWeight(p: Float64Array, x: Float32Array, dy: Float32Array, dw: Float32Array, db: Float32Array | null): void;
+  batchNormBackward(x: Float32Array, dy: Float32Array, N: number, C: number, HW: number, mean: Float32Array,
+    invstd: Float32Array, weight: Float32Array | null, dx: Float32Array, dweight: Float32Array | null, dbias: Float32Array | null): void;
+  maxPool2dBackward(p: Float64Array, dy: Float32Array, indices: Int32Array, dx: Float32Array): void;
+  adaptiveAvgPool2dBackward(dy: Float32Array, N: number, C: number, H: number, W: number, OH: number, OW: number, dx: Float32Array): void;
+  reluBackward(dy: Float32Array, y: Float32Array, dx: Float32Array, n: number): void;
   alloc(n: number): Float32Array | undefined;
   poolStats(): PoolStats;
   poolSetLimit(bytes: number): void;
@@ -106,7 +115,9 @@ interface Addon {
 
 const ADDON_FUNCTIONS: (keyof Addon)[] = ['conv2dPackedSize', 'conv2dPack', 'conv2d', 'gemm', 'batchNorm',
   'batchNormStats', 'maxPool2d', 'adaptiveAvgPool2d', 'relu', 'add', 'isa', 'isaList', 'setIsa', 'numThreads',
-  'numCores', 'setNumThreads', 'alloc', 'poolStats', 'poolSetLimit', 'poolTrim', 'poolProbe'];
+  'numCores', 'setNumThreads', 'alloc', 'poolStats', 'poolSetLimit', 'poolTrim', 'poolProbe',
+  'conv2dBackwardDataPackedSize', 'conv2dBackwardDataPack', 'conv2dBackwardData', 'conv2dBackwardWeight',
+  'batchNormBackward', 'maxPool2dBackward', 'adaptiveAvgPool2dBackward', 'reluBackward'];
 
 let nativeAddon: Addon | null = null;
 
@@ -134,6 +145,17 @@ export function nativePoolStats(): PoolStats | null {
 /** Unmap the pool's idle blocks (memory held for reuse); live ones return to it as their arrays are collected. */
 export function nativePoolTrim(): void {
   nativeAddon?.poolTrim();
+}
+
+/**
+ * `bytes` zero bytes over their own page-aligned mapping (huge pages requested from 2 MB up; unmapped when the
+ * ArrayBuffer is collected), or null when the addon is not loaded, predates allocPages, or declines. Not pooled:
+ * for large buffers that live as long as their owner decides, such as a checkpoint read whole (io/tensor-bytes.ts),
+ * where first touches of fresh 4 KB pages, not the copy, are what a VM makes slow.
+ */
+export function nativeAllocPages(bytes: number): ArrayBuffer | null {
+  const a = loadNative().info.loaded ? (nativeAddon as (Addon & { allocPages?: (n: number) => ArrayBuffer | undefined }) | null) : null;
+  return typeof a?.allocPages === 'function' ? (a.allocPages(bytes) ?? null) : null;
 }
 
 // ---- Backend.alloc -----------------------------------------------------------------------------------------
@@ -196,6 +218,8 @@ export function makeNativeBackend(addon: unknown): Backend {
   const convP = new Float64Array(16);
   const poolP = new Float64Array(14);
   const packs = new WeakMap<object, PackEntry>();
+  // conv2dBackwardData's packing of the same weights (flipped, transposed, per stride phase): a separate cache.
+  const bwdPacks = new WeakMap<object, PackEntry>();
   let pooling = setupPool(a);
 
   function fillConv(p: Conv2dParams): Float64Array {
@@ -216,6 +240,26 @@ export function makeNativeBackend(addon: unknown): Backend {
     a.conv2dPack(params, w, buf);
     packs.set(pack.key, { version: pack.version, geometry, isa, packed: buf });
     return buf;
+  }
+
+  /** The same for conv2dBackwardData, whose packing also depends on stride, padding, dilation and input size. */
+  function bwdPacked(w: Float32Array, p: Conv2dParams, params: Float64Array, pack: PackKey): Float32Array {
+    const geometry = `${p.O},${p.C / p.groups},${p.KH},${p.KW},${p.groups},${p.H},${p.W},${p.strideH},${p.strideW},` +
+      `${p.padH},${p.padW},${p.dilationH},${p.dilationW}`;
+    const isa = a.isa();
+    const hit = bwdPacks.get(pack.key);
+    if (hit && hit.version === pack.version && hit.geometry === geometry && hit.isa === isa) return hit.packed;
+    const buf = new Float32Array(a.conv2dBackwardDataPackedSize(params));
+    a.conv2dBackwardDataPack(params, w, buf);
+    bwdPacks.set(pack.key, { version: pack.version, geometry, isa, packed: buf });
+    return buf;
+  }
+
+  function fillPool(p: Pool2dParams): Float64Array {
+    poolP[0] = p.N; poolP[1] = p.C; poolP[2] = p.H; poolP[3] = p.W; poolP[4] = p.OH; poolP[5] = p.OW;
+    poolP[6] = p.KH; poolP[7] = p.KW; poolP[8] = p.strideH; poolP[9] = p.strideW;
+    poolP[10] = p.padH; poolP[11] = p.padW; poolP[12] = p.dilationH; poolP[13] = p.dilationW;
+    return poolP;
   }
 
   return {
@@ -246,10 +290,7 @@ export function makeNativeBackend(addon: unknown): Backend {
       a.batchNormStats(x, N, C, HW, mean, variance);
     },
     maxPool2d(x: Float32Array, p: Pool2dParams, y: Float32Array, indices: Int32Array | null): void {
-      poolP[0] = p.N; poolP[1] = p.C; poolP[2] = p.H; poolP[3] = p.W; poolP[4] = p.OH; poolP[5] = p.OW;
-      poolP[6] = p.KH; poolP[7] = p.KW; poolP[8] = p.strideH; poolP[9] = p.strideW;
-      poolP[10] = p.padH; poolP[11] = p.padW; poolP[12] = p.dilationH; poolP[13] = p.dilationW;
-      a.maxPool2d(poolP, x, y, indices);
+      a.maxPool2d(fillPool(p), x, y, indices);
     },
     adaptiveAvgPool2d(x, N, C, H, W, OH, OW, y): void {
       a.adaptiveAvgPool2d(x, N, C, H, W, OH, OW, y);
@@ -262,6 +303,26 @@ export function makeNativeBackend(addon: unknown): Backend {
     },
     add(x, b, y, n, relu): void {
       a.add(x, b, y, n, relu);
+    },
+    conv2dBackwardData(dy: Float32Array, w: Float32Array, p: Conv2dParams, dx: Float32Array, pack?: PackKey): void {
+      const params = fillConv(p);
+      const pw = pack ? bwdPacked(w, p, params, pack) : null;
+      a.conv2dBackwardData(params, dy, w, pw, dx);
+    },
+    conv2dBackwardWeight(x: Float32Array, dy: Float32Array, p: Conv2dParams, dw: Float32Array, db: Float32Array | null): void {
+      a.conv2dBackwardWeight(fillConv(p), x, dy, dw, db);
+    },
+    batchNormBackward(x, dy, N, C, HW, mean, invstd, weight, dx, dweight, dbias): void {
+      a.batchNormBackward(x, dy, N, C, HW, mean, invstd, weight, dx, dweight, dbias);
+    },
+    maxPool2dBackward(dy: Float32Array, indices: Int32Array, p: Pool2dParams, dx: Float32Array): void {
+      a.maxPool2dBackward(fillPool(p), dy, indices, dx);
+    },
+    adaptiveAvgPool2dBackward(dy, N, C, H, W, OH, OW, dx): void {
+      a.adaptiveAvgPool2dBackward(dy, N, C, H, W, OH, OW, dx);
+    },
+    reluBackward(dy, y, dx, n): void {
+      a.reluBackward(dy, y, dx, n);
     },
     numThreads: () => a.numThreads(),
     setNumThreads(n: number): void {

@@ -8,8 +8,11 @@ import { packageRoot } from '../backend/native.js';
 import { type Command, UsageError } from './args.js';
 import { runCommand } from './run.js';
 import { benchCommand } from './bench.js';
+import { inspectCommand } from './inspect.js';
+import { convertCommand } from './convert.js';
+import { summaryCommand } from './summary.js';
 
-const commands: Command[] = [runCommand, benchCommand];
+const commands: Command[] = [runCommand, benchCommand, inspectCommand, convertCommand, summaryCommand];
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string };

@@ -17,13 +17,11 @@
 // Their records are unaligned: parsePth copies them, readPth/readPthSync (owning the buffer) align them in place.
 // This file does not write checkpoints (pth-write.ts does) and does not load TorchScript archives.
 
-import { readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { type DType, type Storage, isFloat } from '../tensor/dtype.js';
 import { fmtShape } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { PyGlobal, isPyTuple, kind, unpickle, type UnpickleOptions } from './pickle.js';
-import { TensorFileError, badBoolIndex, byteSwapped, halfToFloat32, storageFromBytes } from './tensor-bytes.js';
+import { TensorFileError, badBoolIndex, byteSwapped, halfToFloat32, readWholeFile, readWholeFileSync, storageFromBytes } from './tensor-bytes.js';
 import { readZipEntries, readZipEntry } from './zip.js';
 
 /** A tensor's dtype as the file stores it. */
@@ -98,7 +96,7 @@ function parse(buf: Uint8Array, name: string, owned: boolean): PthFile {
 export function readPthSync(path: string): PthFile {
   let buf: Uint8Array;
   try {
-    buf = readFileSync(path);
+    buf = readWholeFileSync(path);
   } catch (err) {
     throw new Error(`cannot read PyTorch checkpoint ${path}: ${(err as Error).message}`, { cause: err });
   }
@@ -109,7 +107,7 @@ export function readPthSync(path: string): PthFile {
 export async function readPth(path: string): Promise<PthFile> {
   let buf: Uint8Array;
   try {
-    buf = await readFile(path);
+    buf = await readWholeFile(path);
   } catch (err) {
     throw new Error(`cannot read PyTorch checkpoint ${path}: ${(err as Error).message}`, { cause: err });
   }

@@ -1,13 +1,16 @@
-// Byte-level helpers shared by the tensor file formats (safetensors.ts, npy.ts): the error type they throw,
+// Byte-level helpers shared by the tensor file formats (safetensors.ts, npy.ts, pth.ts): the error type they throw,
 // storage <-> bytes (zero-copy when aligned, else a copy, optionally byte-swapped), exact float16/bfloat16
-// conversions, and atomic file writes.
+// conversions, whole-file reads into memory that tensors can then view, and atomic file writes.
 // It is not a format: nothing here knows about headers. It assumes a little-endian host (every platform Node 20
 // ships for) and says so at load time if that is ever false.
+// The one import from backend/ is the native addon's page allocator (nativeAllocPages), used only as memory.
 
-import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, openSync, readFileSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { type DType, type Storage, allocStorage, itemSize, storageView } from '../tensor/dtype.js';
+import { nativeAllocPages } from '../backend/native.js';
 
 if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) {
   throw new Error('resnet-ts io: a little-endian host is required (typed arrays use host byte order)');
@@ -142,6 +145,62 @@ export function float32ToHalf(src: Float32Array, kind: 'F16' | 'BF16'): Uint8Arr
   const out = new Uint16Array(src.length);
   for (let i = 0; i < src.length; i++) out[i] = kind === 'F16' ? f32BitsToF16Bits(bits[i]) : f32BitsToBf16Bits(bits[i]);
   return new Uint8Array(out.buffer);
+}
+
+// ---- whole-file reads ---------------------------------------------------------------------------------------
+// A checkpoint is read whole and its tensors view that memory (zero-copy), so the memory should be cheap to fill
+// and to touch. In a VM each first touch of a fresh 4 KB page can cost microseconds: reading a 100 MB file into a
+// new Buffer (fs.readFileSync) spent ~3/4 of its time in page faults here. From PAGES_MIN up the buffer comes from
+// the native addon instead (its own mapping with transparent huge pages requested: 512 pages per fault), when the
+// addon is loaded; otherwise from Buffer.allocUnsafeSlow. Either way the bytes are read with pread into it.
+
+const PAGES_MIN = 2 << 20;
+const READ_CHUNK = 1 << 30;
+
+function bufferFor(size: number): Uint8Array {
+  const pages = size >= PAGES_MIN ? nativeAllocPages(size) : null;
+  return pages ? new Uint8Array(pages) : Buffer.allocUnsafeSlow(size);
+}
+
+/**
+ * The bytes of the file at `path` (fs.readFileSync's result, in memory from bufferFor). A regular file is read up to
+ * the size it had when opened (fewer bytes if it shrank meanwhile); pipes and devices are read to their end.
+ */
+export function readWholeFileSync(path: string): Uint8Array {
+  const fd = openSync(path, 'r');
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) return readFileSync(fd);
+    const buf = bufferFor(st.size);
+    let n = 0;
+    while (n < buf.length) {
+      const got = readSync(fd, buf, n, Math.min(buf.length - n, READ_CHUNK), n);
+      if (got === 0) break;
+      n += got;
+    }
+    return n === buf.length ? buf : buf.subarray(0, n);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** As readWholeFileSync, reading on libuv's thread pool (the event loop stays free). */
+export async function readWholeFile(path: string): Promise<Uint8Array> {
+  const fh = await open(path, 'r');
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) return await fh.readFile();
+    const buf = bufferFor(st.size);
+    let n = 0;
+    while (n < buf.length) {
+      const { bytesRead } = await fh.read(buf, n, Math.min(buf.length - n, READ_CHUNK), n);
+      if (bytesRead === 0) break;
+      n += bytesRead;
+    }
+    return n === buf.length ? buf : buf.subarray(0, n);
+  } finally {
+    await fh.close();
+  }
 }
 
 // ---- atomic writes ------------------------------------------------------------------------------------------

@@ -12,12 +12,13 @@ import type { Tensor } from '../tensor/tensor.js';
 import { Generator, defaultGenerator } from '../tensor/random.js';
 import * as F from '../ops/index.js';
 import { describe, expectTensor } from '../ops/check.js';
-import { Module } from '../nn/module.js';
+import { Module, hasInstanceForward } from '../nn/module.js';
 import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Flatten, Identity, Linear, MaxPool2d, ModuleList, Sequential } from '../nn/layers.js';
 import { getActivation } from '../nn/activation.js';
 import { convBnAct } from '../nn/fused.js';
 import { constant_, kaimingNormal_ } from '../nn/init.js';
 import { ResNetConfig, getAlignedOutputFeaturesOutputIndices } from './hf-config.js';
+import { type FromPretrainedOptions, type SavePretrainedOptions, fromPretrained, savePretrained } from './pretrained.js';
 
 export * from './hf-config.js';
 
@@ -86,7 +87,7 @@ function residualForward(shortcut: Module, layer: Sequential, activation: Module
   for (let i = 0; i < convs.length - 1; i++) h = convs[i].forward(h) as Tensor;
   const residual = shortcut.forward(x) as Tensor;
   const last = convs[convs.length - 1];
-  if (last instanceof ResNetConvLayer && last.activation instanceof Identity) {
+  if (last instanceof ResNetConvLayer && last.activation instanceof Identity && !hasInstanceForward(last) && !hasInstanceForward(last.activation)) {
     return convBnAct(last.convolution, last.normalization, h, { residual, act: activation });
   }
   h = F.addInPlace(last.forward(h) as Tensor, residual);
@@ -222,6 +223,19 @@ export class ResNetPreTrainedModel extends Module {
     super();
     if (!(config instanceof ResNetConfig)) throw new TypeError(`Expected a ResNetConfig for config but received ${describe(config)}`);
     this.config = config;
+  }
+
+  /**
+   * transformers' from_pretrained on this class: a model folder (config.json + model.safetensors / pytorch_model.bin,
+   * or sharded) or a Hugging Face repo id ('org/name', through the cache). Prefixes, reports: models/pretrained.ts.
+   */
+  static fromPretrained<T extends ResNetPreTrainedModel>(this: new (config: ResNetConfig, o?: HFModelOptions) => T, src: string, o?: FromPretrainedOptions): Promise<T> {
+    return fromPretrained(this, src, o);
+  }
+
+  /** transformers' save_pretrained: config.json and the weights (safetensors unless safeSerialization is false). */
+  savePretrained(dir: string, o?: SavePretrainedOptions): string[] {
+    return savePretrained(this, dir, o);
   }
 
   /** kaiming_normal_(fan_out, relu) for every convolution, weight 1 / bias 0 for every batch norm (Linear keeps its default init). */

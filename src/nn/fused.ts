@@ -5,10 +5,13 @@
 // rounded once). The residual add and the relu then run in the convolution's epilogue, so a block's tail is
 // one kernel call. The folded tensors are cached per (conv, bn) and rebuilt when any source tensor changes
 // (their version counters). In training mode, or with any other norm layer, the modules run one by one.
+// They also run one by one when a module involved has forward hooks or a patched forward (hasInstanceForward),
+// so hooks observe every module, and inside withoutFusion(fn) (to compare fused and unfused results).
 
 import { Tensor } from '../tensor/tensor.js';
+import { isGradEnabled } from '../tensor/autograd.js';
 import * as F from '../ops/index.js';
-import { Module } from './module.js';
+import { Module, hasInstanceForward } from './module.js';
 import { BatchNorm2d, Conv2d, ReLU, Sequential } from './layers.js';
 
 interface Folded {
@@ -50,9 +53,27 @@ export function foldConvBn(conv: Conv2d, bn: BatchNorm2d): { weight: Tensor; bia
   return folded;
 }
 
+let unfusedDepth = 0;
+
+/** Run fn with every fused path switched off (module by module, as in training mode but with eval semantics). */
+export function withoutFusion<T>(fn: () => T): T {
+  unfusedDepth++;
+  try {
+    return fn();
+  } finally {
+    unfusedDepth--;
+  }
+}
+
 function canFold(conv: Module, norm: Module): norm is BatchNorm2d {
   return conv instanceof Conv2d && norm instanceof BatchNorm2d && !norm.training && !conv.training &&
-    norm.running_mean !== null && norm.running_var !== null;
+    norm.running_mean !== null && norm.running_var !== null && unfusedDepth === 0 &&
+    !hasInstanceForward(conv) && !hasInstanceForward(norm);
+}
+
+/** act is absent, or a stock ReLU that can run in the convolution's epilogue. */
+function fusableRelu(act: Module | null): boolean {
+  return act === null || (act instanceof ReLU && !hasInstanceForward(act));
 }
 
 /**
@@ -60,12 +81,12 @@ function canFold(conv: Module, norm: Module): norm is BatchNorm2d {
  * its own and keeps no reference to x or to the residual, which is what lets inference code recycle them.
  */
 export function fusesConvBnAct(conv: Module, norm: Module, act: Module | null): boolean {
-  return canFold(conv, norm) && (act === null || act instanceof ReLU);
+  return canFold(conv, norm) && fusableRelu(act);
 }
 
 /** fusesConvBnAct for convBnSequential(seq, x). */
 export function fusesConvBnSequential(seq: Module): boolean {
-  if (!(seq instanceof Sequential) || seq.length !== 2) return false;
+  if (!(seq instanceof Sequential) || seq.length !== 2 || hasInstanceForward(seq)) return false;
   const [c, n] = seq.children();
   return fusesConvBnAct(c, n, null);
 }
@@ -77,12 +98,22 @@ export interface ConvBnOptions {
   act?: Module | null;
 }
 
+/**
+ * True when a graph is being recorded through this conv+BN (its input or residual requires grad) and a parameter
+ * folding would hide wants a gradient: the pair then runs unfused, so the gradients reach conv and BN parameters.
+ * (With an input that needs no gradient, as an image, eval mode folds and treats the parameters as constants.)
+ */
+function gradThroughParams(conv: Conv2d, bn: BatchNorm2d, x: Tensor, residual: Tensor | null): boolean {
+  return isGradEnabled() && (x.requiresGrad || !!residual?.requiresGrad) &&
+    [conv.weight, conv.bias, bn.weight, bn.bias].some((p) => p !== null && p.requiresGrad);
+}
+
 /** act(norm(conv(x)) + residual), fused when the modules allow it. */
 export function convBnAct(conv: Conv2d, norm: Module, x: Tensor, o: ConvBnOptions = {}): Tensor {
   const act = o.act ?? null;
-  if (canFold(conv, norm)) {
+  if (canFold(conv, norm) && !gradThroughParams(conv, norm, x, o.residual ?? null)) {
     const f = foldConvBn(conv, norm);
-    const fuseRelu = act instanceof ReLU;
+    const fuseRelu = act !== null && fusableRelu(act);
     const y = F.conv2d(x, f.weight, f.bias, conv.convOptions(), { residual: o.residual ?? null, relu: fuseRelu });
     return act && !fuseRelu ? (act.forward(y) as Tensor) : y;
   }
@@ -93,7 +124,7 @@ export function convBnAct(conv: Conv2d, norm: Module, x: Tensor, o: ConvBnOption
 
 /** Run a Sequential(conv, norm) (torchvision's downsample), fused when it has exactly that form. */
 export function convBnSequential(seq: Module, x: Tensor): Tensor {
-  if (seq instanceof Sequential && seq.length === 2) {
+  if (seq instanceof Sequential && seq.length === 2 && !hasInstanceForward(seq)) {
     const [c, n] = seq.children();
     if (c instanceof Conv2d) return convBnAct(c, n, x);
   }

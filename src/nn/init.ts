@@ -26,9 +26,28 @@ export function calculateGain(nl: Nonlinearity, param?: number): number {
   }
 }
 
+let skipping = 0;
+
+/**
+ * Build modules without drawing their random initial values, as torch.nn.utils.skip_init: inside `build`, uniform_,
+ * normal_ and the kaiming_* initialisers leave tensors as allocated (zeros) and advance no generator; constant_
+ * still runs (BatchNorm's 1 and 0). For a model whose every parameter a state dict will then overwrite
+ * (`skipInit(() => resnet50()).loadStateDict(sd)` gives the same model as `resnet50().loadStateDict(sd)`), where
+ * drawing ~25M random numbers would take most of the loading time. Synchronous: `build` must not be async.
+ */
+export function skipInit<T>(build: () => T): T {
+  skipping++;
+  try {
+    return build();
+  } finally {
+    skipping--;
+  }
+}
+
 function fillWith(t: Tensor, f: () => number): Tensor {
   const d = t.data as Float32Array;
   if (!t.isContiguous()) throw new RangeError('init: expected a contiguous tensor');
+  if (skipping) return t;
   for (let i = t.offset, end = t.offset + t.numel; i < end; i++) d[i] = f(); // numel is a getter: hoisted
   return t.bumpVersion();
 }

@@ -1,12 +1,13 @@
 // conv2d: shape rules and checks as torch.nn.functional.conv2d, then one backend call. The optional epilogue
-// (residual add, relu) lets inference fuse a block's tail into the convolution.
+// (residual add, relu) lets inference fuse a block's tail into the convolution. Records rule conv2d (ops/grad.ts)
+// for x, weight, bias and residual, saving only what the needed gradients read.
 
 import { Tensor } from '../tensor/tensor.js';
 import { fmtShape, shapeEq } from '../tensor/shape.js';
-import { getBackend } from '../backend/select.js';
-import { outputBuffer } from './recycle.js';
+import { needsGrad, record } from '../tensor/autograd.js';
 import type { Conv2dParams } from '../backend/backend.js';
-import { describe, expectInt, expectTensor, f32, pair } from './check.js';
+import { describe, expectInt, expectTensor, pair } from './check.js';
+import { floatData, floatDtype, kernelsFor, outputOf } from './kernels.js';
 
 export interface Conv2dOptions {
   stride?: number | [number, number];
@@ -52,6 +53,7 @@ export function conv2dParams(xShape: readonly number[], wShape: readonly number[
 export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, o: Conv2dOptions = {}, ep: ConvEpilogue = {}): Tensor {
   expectTensor(x, 'conv2d input', { ndims: [3, 4] });
   expectTensor(weight, 'conv2d weight', { ndim: 4 });
+  const dt = floatDtype(x, 'conv2d input');
   const unbatched = x.ndim === 3;
   const xs = unbatched ? x.unsqueeze(0) : x;
   const p = conv2dParams(xs.shape, weight.shape, o);
@@ -61,15 +63,23 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, o:
   }
   const outShape = [p.N, p.O, p.OH, p.OW];
   let res: Float32Array | null = null;
-  if (ep.residual) {
-    const r = unbatched && ep.residual.ndim === 3 ? ep.residual.unsqueeze(0) : ep.residual;
-    if (!shapeEq(r.shape, outShape)) throw new RangeError(`Expected a residual of shape ${fmtShape(outShape)} for conv2d but received ${describe(ep.residual)}`);
-    res = f32(r, 'conv2d residual');
+  const residual = ep.residual ?? null;
+  if (residual) {
+    const r = unbatched && residual.ndim === 3 ? residual.unsqueeze(0) : residual;
+    if (!shapeEq(r.shape, outShape)) throw new RangeError(`Expected a residual of shape ${fmtShape(outShape)} for conv2d but received ${describe(residual)}`);
+    res = floatData(r, 'conv2d residual', dt);
   }
-  const be = getBackend();
-  const y = outputBuffer(p.N * p.O * p.OH * p.OW);
-  be.conv2d(f32(xs, 'conv2d input'), f32(weight, 'conv2d weight'), p,
-    { bias: bias ? f32(bias, 'conv2d bias') : null, residual: res, relu: !!ep.relu }, y, { key: weight, version: weight.version });
+  const be = kernelsFor(dt, 'conv2d');
+  const y = outputOf(dt, p.N * p.O * p.OH * p.OW);
+  be.conv2d(floatData(xs, 'conv2d input', dt), floatData(weight, 'conv2d weight', dt), p,
+    { bias: bias ? floatData(bias, 'conv2d bias', dt) : null, residual: res, relu: !!ep.relu }, y, { key: weight, version: weight.version });
   const out = new Tensor(y, outShape);
+  if (needsGrad(x, weight, bias, residual)) {
+    // dx reads the weight, dw reads the input, and a relu epilogue's mask reads the output
+    record('conv2d', [x, weight, bias, residual], out, {
+      x: weight.requiresGrad ? xs : null, w: x.requiresGrad ? weight : null, p, y: ep.relu ? out : null,
+      xShape: x.shape, rShape: residual ? residual.shape : null, dtype: dt,
+    });
+  }
   return unbatched ? out.get(0) : out;
 }

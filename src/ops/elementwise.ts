@@ -1,10 +1,12 @@
 // Elementwise ops with PyTorch broadcasting and type promotion: add/sub/mul/div, comparisons, unary math.
 // The hot cases (same-shape float32 add/relu, as in a residual block) go to the backend; the general strided
-// broadcast loop below serves everything else.
+// broadcast loop below serves everything else. The arithmetic records its rule (ops/grad.ts): add, sub, mul, div,
+// maximum/minimum, and unary (with the function's name in grad.ts's DERIVATIVES) for the unary math.
 
 import { type DType, allocStorage, isFloat, promote } from '../tensor/dtype.js';
 import { broadcastShapes, broadcastStrides, numelOf, shapeEq } from '../tensor/shape.js';
 import { Tensor, forEachOffset } from '../tensor/tensor.js';
+import { checkInplace, needsGrad, noGrad, record } from '../tensor/autograd.js';
 import { getBackend } from '../backend/select.js';
 import { outputBuffer } from './recycle.js';
 import { describe } from './check.js';
@@ -78,26 +80,45 @@ export function unaryMap(x: Tensor, f: (v: number) => number, opts: { keepInt?: 
   return new Tensor(out, x.shape, { dtype: outDtype });
 }
 
+/** unaryMap of a differentiable function: records rule unary with the derivative named `fn` in ops/grad.ts. */
+export function unaryOp(fn: string, x: Tensor, f: (v: number) => number, args: number[] = [], keepInt = false): Tensor {
+  const out = unaryMap(x, f, { keepInt });
+  if (isFloat(out.dtype) && needsGrad(x)) record('unary', [x], out, { x, y: out, fn, args });
+  return out;
+}
+
+/** Shape of an operand (a number is 0-d). */
+const shapeOf = (v: Operand): readonly number[] => (v instanceof Tensor ? v.shape : []);
+const tensorOrNull = (v: Operand): Tensor | null => (v instanceof Tensor ? v : null);
+
 function sameShapeF32(a: Operand, b: Operand): a is Tensor {
   return a instanceof Tensor && b instanceof Tensor && a.dtype === 'float32' && b.dtype === 'float32' && shapeEq(a.shape, b.shape);
 }
 
 export function add(a: Operand, b: Operand): Tensor {
+  let out: Tensor;
   if (sameShapeF32(a, b)) {
     const be = getBackend();
     const y = outputBuffer(a.numel);
     be.add(a.contiguousData() as Float32Array, (b as Tensor).contiguousData() as Float32Array, y, y.length, false);
-    return new Tensor(y, a.shape);
-  }
-  return binaryMap(a, b, (x, y) => x + y, undefined, 'add');
+    out = new Tensor(y, a.shape);
+  } else out = binaryMap(a, b, (x, y) => x + y, undefined, 'add');
+  if (needsGrad(tensorOrNull(a), tensorOrNull(b))) record('add', [tensorOrNull(a), tensorOrNull(b)], out, { a: shapeOf(a), b: shapeOf(b) });
+  return out;
 }
 
 export function sub(a: Operand, b: Operand): Tensor {
-  return binaryMap(a, b, (x, y) => x - y, undefined, 'sub');
+  const out = binaryMap(a, b, (x, y) => x - y, undefined, 'sub');
+  if (needsGrad(tensorOrNull(a), tensorOrNull(b))) record('sub', [tensorOrNull(a), tensorOrNull(b)], out, { a: shapeOf(a), b: shapeOf(b) });
+  return out;
 }
 
 export function mul(a: Operand, b: Operand): Tensor {
-  return binaryMap(a, b, (x, y) => x * y, undefined, 'mul');
+  const ta = asTensor(a, b instanceof Tensor ? b : null, 'mul input');
+  const tb = asTensor(b, ta, 'mul other');
+  const out = binaryMap(ta, tb, (x, y) => x * y, undefined, 'mul');
+  if (needsGrad(ta, tb)) record('mul', [ta, tb], out, { a: ta, b: tb });
+  return out;
 }
 
 /** True division: integer inputs give float32, as torch.div. */
@@ -105,15 +126,22 @@ export function div(a: Operand, b: Operand): Tensor {
   const ta = asTensor(a, b instanceof Tensor ? b : null, 'div input');
   const tb = asTensor(b, ta, 'div other');
   const d = promote(ta.dtype, tb.dtype);
-  return binaryMap(ta, tb, (x, y) => x / y, isFloat(d) ? d : 'float32', 'div');
+  const out = binaryMap(ta, tb, (x, y) => x / y, isFloat(d) ? d : 'float32', 'div');
+  if (needsGrad(ta, tb)) record('div', [ta, tb], out, { a: ta, b: tb });
+  return out;
 }
 
+/** Elementwise max; the gradient goes to the larger operand (half to each on ties), as PyTorch. */
 export function maximum(a: Tensor, b: Tensor): Tensor {
-  return binaryMap(a, b, (x, y) => (Number.isNaN(x) || Number.isNaN(y) ? NaN : Math.max(x, y)), undefined, 'maximum');
+  const out = binaryMap(a, b, (x, y) => (Number.isNaN(x) || Number.isNaN(y) ? NaN : Math.max(x, y)), undefined, 'maximum');
+  if (needsGrad(a, b)) record('maximum', [a, b], out, { a, b, max: true });
+  return out;
 }
 
 export function minimum(a: Tensor, b: Tensor): Tensor {
-  return binaryMap(a, b, (x, y) => (Number.isNaN(x) || Number.isNaN(y) ? NaN : Math.min(x, y)), undefined, 'minimum');
+  const out = binaryMap(a, b, (x, y) => (Number.isNaN(x) || Number.isNaN(y) ? NaN : Math.min(x, y)), undefined, 'minimum');
+  if (needsGrad(a, b)) record('maximum', [a, b], out, { a, b, max: false });
+  return out;
 }
 
 export const eq = (a: Operand, b: Operand): Tensor => binaryMap(a, b, (x, y) => +(x === y), 'bool', 'eq');
@@ -123,23 +151,32 @@ export const le = (a: Operand, b: Operand): Tensor => binaryMap(a, b, (x, y) => 
 export const gt = (a: Operand, b: Operand): Tensor => binaryMap(a, b, (x, y) => +(x > y), 'bool', 'gt');
 export const ge = (a: Operand, b: Operand): Tensor => binaryMap(a, b, (x, y) => +(x >= y), 'bool', 'ge');
 
-/** In-place a += b (b broadcast to a's shape); returns a. */
+/**
+ * In-place a += b (b broadcast to a's shape); returns a. In a graph, a's node becomes add's (as torchvision's
+ * `out += identity`); refused for a leaf that requires grad while recording, as in PyTorch.
+ */
 export function addInPlace(a: Tensor, b: Operand): Tensor {
+  const tb = tensorOrNull(b);
+  const rec = needsGrad(a, tb);
+  if (rec) checkInplace(a, 'add_');
   if (sameShapeF32(a, b) && a.isContiguous()) {
     const ad = a.data.subarray(a.offset, a.offset + a.numel) as Float32Array;
     getBackend().add(ad, (b as Tensor).contiguousData() as Float32Array, ad, ad.length, false);
-    return a.bumpVersion();
+    a.bumpVersion();
+  } else {
+    const r = binaryMap(a, b, (x, y) => x + y, a.dtype, 'add_');
+    if (!shapeEq(r.shape, a.shape)) throw new RangeError(`add_: output with shape [${a.shape}] doesn't match the broadcast shape [${r.shape}]`);
+    noGrad(() => a.copy_(r));
   }
-  const r = binaryMap(a, b, (x, y) => x + y, a.dtype, 'add_');
-  if (!shapeEq(r.shape, a.shape)) throw new RangeError(`add_: output with shape [${a.shape}] doesn't match the broadcast shape [${r.shape}]`);
-  return a.copy_(r);
+  if (rec) record('add', [a, tb], a, { a: a.shape, b: shapeOf(b) });
+  return a;
 }
 
-export const neg = (x: Tensor): Tensor => unaryMap(x, (v) => -v, { keepInt: true });
-export const abs = (x: Tensor): Tensor => unaryMap(x, Math.abs, { keepInt: true });
-export const exp = (x: Tensor): Tensor => unaryMap(x, Math.exp);
-export const log = (x: Tensor): Tensor => unaryMap(x, Math.log);
-export const sqrt = (x: Tensor): Tensor => unaryMap(x, Math.sqrt);
-export const square = (x: Tensor): Tensor => unaryMap(x, (v) => v * v, { keepInt: true });
+export const neg = (x: Tensor): Tensor => unaryOp('neg', x, (v) => -v, [], true);
+export const abs = (x: Tensor): Tensor => unaryOp('abs', x, Math.abs, [], true);
+export const exp = (x: Tensor): Tensor => unaryOp('exp', x, Math.exp);
+export const log = (x: Tensor): Tensor => unaryOp('log', x, Math.log);
+export const sqrt = (x: Tensor): Tensor => unaryOp('sqrt', x, Math.sqrt);
+export const square = (x: Tensor): Tensor => unaryOp('square', x, (v) => v * v, [], true);
 export const clamp = (x: Tensor, min = -Infinity, max = Infinity): Tensor =>
-  unaryMap(x, (v) => (Number.isNaN(v) ? v : Math.min(Math.max(v, min), max)), { keepInt: true });
+  unaryOp('clamp', x, (v) => (Number.isNaN(v) ? v : Math.min(Math.max(v, min), max)), [min, max], true);

@@ -1,10 +1,11 @@
-// linear (y = x W^T + b over the last dim) and matmul of 2-D float32 tensors, on the backend's gemm.
+// linear (y = x W^T + b over the last dim) and matmul of 2-D float tensors, on the backend's gemm. Both record
+// their rule (ops/grad.ts): the gradients are two more gemms.
 
 import { Tensor } from '../tensor/tensor.js';
 import { numelOf } from '../tensor/shape.js';
-import { getBackend } from '../backend/select.js';
-import { outputBuffer } from './recycle.js';
-import { describe, expectTensor, f32 } from './check.js';
+import { needsGrad, record } from '../tensor/autograd.js';
+import { describe, expectTensor } from './check.js';
+import { floatData, floatDtype, kernelsFor, outputOf } from './kernels.js';
 
 /** x (*, in), weight (out, in), bias (out) or null -> (*, out). */
 export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): Tensor {
@@ -19,15 +20,20 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null = null): T
     if (bias.shape[0] !== O) throw new RangeError(`Expected a linear bias of shape [${O}] but received ${describe(bias)}`);
   }
   const M = numelOf(x.shape.slice(0, -1));
-  const be = getBackend();
+  const dt = floatDtype(x, 'linear input');
+  const be = kernelsFor(dt, 'linear');
   // fully written: by the bias rows and then gemm (beta 1), or by gemm alone (beta 0); empty when M or O is 0
-  const y = outputBuffer(M * O);
+  const y = outputOf(dt, M * O);
   if (bias) {
-    const b = f32(bias, 'linear bias');
+    const b = floatData(bias, 'linear bias', dt);
     for (let m = 0; m < M; m++) y.set(b, m * O);
+  } else if (K === 0) y.fill(0);
+  if (M > 0 && O > 0 && K > 0) be.gemm(false, true, M, O, K, 1, floatData(x, 'linear input', dt), floatData(weight, 'linear weight', dt), bias ? 1 : 0, y);
+  const out = new Tensor(y, [...x.shape.slice(0, -1), O]);
+  if (needsGrad(x, weight, bias)) {
+    record('linear', [x, weight, bias], out, { x: weight.requiresGrad ? x : null, w: x.requiresGrad ? weight : null, M, K, O, xShape: x.shape, dtype: dt });
   }
-  if (M > 0 && O > 0) be.gemm(false, true, M, O, K, 1, f32(x, 'linear input'), f32(weight, 'linear weight'), bias ? 1 : 0, y);
-  return new Tensor(y, [...x.shape.slice(0, -1), O]);
+  return out;
 }
 
 /** (M,K) x (K,N) -> (M,N). */
@@ -37,8 +43,12 @@ export function matmul(a: Tensor, b: Tensor): Tensor {
   const [M, K] = a.shape;
   const [K2, N] = b.shape;
   if (K !== K2) throw new RangeError(`mat1 and mat2 shapes cannot be multiplied (${M}x${K} and ${K2}x${N})`);
-  const be = getBackend();
-  const y = outputBuffer(M * N);
-  if (M > 0 && N > 0) be.gemm(false, false, M, N, K, 1, f32(a, 'matmul input'), f32(b, 'matmul other'), 0, y);
-  return new Tensor(y, [M, N]);
+  const dt = floatDtype(a, 'matmul input');
+  const be = kernelsFor(dt, 'matmul');
+  const y = outputOf(dt, M * N);
+  if (K === 0) y.fill(0);
+  else if (M > 0 && N > 0) be.gemm(false, false, M, N, K, 1, floatData(a, 'matmul input', dt), floatData(b, 'matmul other', dt), 0, y);
+  const out = new Tensor(y, [M, N]);
+  if (needsGrad(a, b)) record('matmul', [a, b], out, { a, b, dtype: dt });
+  return out;
 }

@@ -1,12 +1,13 @@
 // Pooling: max_pool2d (kernel, stride, padding, dilation, ceil_mode, indices) and adaptive_avg_pool2d with
-// PyTorch's output-size and window rules.
+// PyTorch's output-size and window rules. max_pool2d records rule max_pool2d with the argmax indices (asked of the
+// backend only then), adaptive_avg_pool2d records its geometry (ops/grad.ts).
 
 import { Tensor } from '../tensor/tensor.js';
 import { fmtShape } from '../tensor/shape.js';
-import { getBackend } from '../backend/select.js';
-import { outputBuffer } from './recycle.js';
+import { needsGrad, record } from '../tensor/autograd.js';
 import type { Pool2dParams } from '../backend/backend.js';
-import { describe, expectInt, expectTensor, f32, pair } from './check.js';
+import { describe, expectInt, expectTensor, pair } from './check.js';
+import { floatData, floatDtype, kernelsFor, outputOf } from './kernels.js';
 
 export interface MaxPool2dOptions {
   kernelSize: number | [number, number];
@@ -54,14 +55,18 @@ export function maxPool2d(x: Tensor, o: MaxPool2dOptions): Tensor {
 /** Also returns the argmax indices (int64, flat h*W+w per plane) when asked, as return_indices=True. */
 export function maxPool2dWithIndices(x: Tensor, o: MaxPool2dOptions, wantIndices = true): { output: Tensor; indices: Tensor | null } {
   const xs = batched(x, 'max_pool2d input');
+  const dt = floatDtype(x, 'max_pool2d input');
   const p = maxPool2dParams(xs.shape, o);
-  const be = getBackend();
-  const y = outputBuffer(p.N * p.C * p.OH * p.OW);
-  const idx = wantIndices ? new Int32Array(y.length) : null;
-  be.maxPool2d(f32(xs, 'max_pool2d input'), p, y, idx);
+  const be = kernelsFor(dt, 'max_pool2d');
+  const y = outputOf(dt, p.N * p.C * p.OH * p.OW);
+  const rec = needsGrad(x);
+  const idx = wantIndices || rec ? new Int32Array(y.length) : null;
+  be.maxPool2d(floatData(xs, 'max_pool2d input', dt), p, y, idx);
   const shape = x.ndim === 3 ? [p.C, p.OH, p.OW] : [p.N, p.C, p.OH, p.OW];
-  const indices = idx ? new Tensor(BigInt64Array.from(idx, (v) => BigInt(v)), shape, { dtype: 'int64' }) : null;
-  return { output: new Tensor(y, shape), indices };
+  const indices = idx && wantIndices ? new Tensor(BigInt64Array.from(idx, (v) => BigInt(v)), shape, { dtype: 'int64' }) : null;
+  const output = new Tensor(y, shape);
+  if (rec) record('max_pool2d', [x], output, { indices: idx, p, xShape: x.shape, dtype: dt });
+  return { output, indices };
 }
 
 /** outputSize: an int, or [h, w] where null keeps the input size along that axis. */
@@ -75,8 +80,11 @@ export function adaptiveAvgPool2d(x: Tensor, outputSize: number | [number | null
     OW = outputSize[1] === null ? W : expectInt(outputSize[1], 'output_size[1]', 1);
   } else throw new RangeError(`Expected an int or a pair for output_size but received ${describe(outputSize)}`);
   if (H < 1 || W < 1) throw new RangeError(`adaptive_avg_pool2d(): expected a non-empty input but received ${describe(x)}`);
-  const be = getBackend();
-  const y = outputBuffer(N * C * OH * OW);
-  be.adaptiveAvgPool2d(f32(xs, 'adaptive_avg_pool2d input'), N, C, H, W, OH, OW, y);
-  return new Tensor(y, x.ndim === 3 ? [C, OH, OW] : [N, C, OH, OW]);
+  const dt = floatDtype(x, 'adaptive_avg_pool2d input');
+  const be = kernelsFor(dt, 'adaptive_avg_pool2d');
+  const y = outputOf(dt, N * C * OH * OW);
+  be.adaptiveAvgPool2d(floatData(xs, 'adaptive_avg_pool2d input', dt), N, C, H, W, OH, OW, y);
+  const out = new Tensor(y, x.ndim === 3 ? [C, OH, OW] : [N, C, OH, OW]);
+  if (needsGrad(x)) record('adaptive_avg_pool2d', [x], out, { dims: [N, C, H, W, OH, OW], xShape: x.shape, dtype: dt });
+  return out;
 }

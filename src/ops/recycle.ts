@@ -12,6 +12,7 @@
 // code that could keep them. Misuse would hand the storage to a later op while something still reads it.
 
 import type { Tensor } from '../tensor/tensor.js';
+import { isSavedStorage } from '../tensor/autograd.js';
 import { getBackend } from '../backend/select.js';
 
 /** Smallest array worth keeping (64 KB); smaller outputs come and go through the JS heap cheaply. */
@@ -36,10 +37,14 @@ export function outputBuffer(n: number): Float32Array {
   return getBackend().alloc(n);
 }
 
-/** Give t's storage to later outputs of the same size. The caller guarantees t is dead (see the file comment). */
+/**
+ * Give t's storage to later outputs of the same size. The caller guarantees t is dead (see the file comment).
+ * A tensor in a recorded graph, or whose storage an autograd node saved, is never taken: backward still reads it.
+ */
 export function recycle(t: Tensor): void {
   const d = t.data;
   if (!(d instanceof Float32Array) || d.length < MIN_ELEMS || t.offset !== 0 || d.length !== t.numel) return;
+  if (t.requiresGrad || isSavedStorage(d)) return;
   if (d.byteOffset !== 0 || d.buffer.byteLength !== d.byteLength || waiting.has(d)) return; // must own its buffer
   if (freeBytes + d.byteLength > MAX_BYTES) clearRecycled();
   let list = free.get(d.length);

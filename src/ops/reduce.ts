@@ -1,10 +1,12 @@
 // Reductions along one dim or all dims: sum, mean, max, argmax, topk, softmax, log_softmax.
 // Sums accumulate in double and round once (PyTorch's CPU kernels use cascade sums; the difference is below
-// float32 rounding for the sizes a classifier produces).
+// float32 rounding for the sizes a classifier produces). The float results record their rule (ops/grad.ts):
+// sum, mean, softmax, max_all (max over everything), gather (max along a dim, topk values).
 
 import { allocStorage, isFloat, type DType } from '../tensor/dtype.js';
 import { normDim, numelOf } from '../tensor/shape.js';
 import { Tensor } from '../tensor/tensor.js';
+import { needsGrad, record } from '../tensor/autograd.js';
 import { expectInt, expectTensor } from './check.js';
 
 /** View x as (outer, n, inner) around `dim`, contiguous. */
@@ -50,20 +52,27 @@ function sumDtype(d: DType): DType {
 }
 
 export function sum(x: Tensor, dim?: number, keepdim = false): Tensor {
-  return reduce(x, dim, keepdim, 'sum', sumDtype(x.dtype), (s, start, n, st) => {
+  const out = reduce(x, dim, keepdim, 'sum', sumDtype(x.dtype), (s, start, n, st) => {
     let acc = 0;
     for (let k = 0; k < n; k++) acc += Number(s[start + k * st]);
     return acc;
   });
+  if (needsGrad(x)) record('sum', [x], out, { shape: x.shape, dim: dim === undefined ? undefined : normDim(dim, x.ndim), keepdim });
+  return out;
 }
 
 export function mean(x: Tensor, dim?: number, keepdim = false): Tensor {
   if (!isFloat(x.dtype)) throw new TypeError(`mean(): could not infer output dtype. Input dtype must be floating point, but got ${x.dtype}`);
-  return reduce(x, dim, keepdim, 'mean', x.dtype, (s, start, n, st) => {
+  const out = reduce(x, dim, keepdim, 'mean', x.dtype, (s, start, n, st) => {
     let acc = 0;
     for (let k = 0; k < n; k++) acc += Number(s[start + k * st]);
     return acc / n;
   });
+  if (needsGrad(x)) {
+    const d = dim === undefined ? undefined : normDim(dim, x.ndim);
+    record('mean', [x], out, { shape: x.shape, dim: d, keepdim, count: d === undefined ? x.numel : x.ndim === 0 ? 1 : x.shape[d] });
+  }
+  return out;
 }
 
 function argBest(s: Tensor['data'], start: number, n: number, st: number, largest: boolean): number {
@@ -91,9 +100,18 @@ export function argmin(x: Tensor, dim?: number, keepdim = false): Tensor {
   return reduce(x, dim, keepdim, 'argmin', 'int64', (s, st0, n, st) => argBest(s, st0, n, st, false));
 }
 
+/** The maximum over everything, or along dim (values only; argmax gives the indices). */
 export function max(x: Tensor, dim?: number, keepdim = false): Tensor {
   if (x.numel === 0) throw new RangeError('max(): cannot perform reduction on an empty tensor');
-  return reduce(x, dim, keepdim, 'max', x.dtype, (s, st0, n, st) => Number(s[st0 + argBest(s, st0, n, st, true) * st]));
+  const out = reduce(x, dim, keepdim, 'max', x.dtype, (s, st0, n, st) => Number(s[st0 + argBest(s, st0, n, st, true) * st]));
+  if (needsGrad(x)) {
+    if (dim === undefined) record('max_all', [x], out, { x, y: out });
+    else {
+      const d = normDim(dim, x.ndim);
+      record('gather', [x], out, { shape: x.shape, dim: d, k: 1, index: Int32Array.from(argmax(x, d).contiguousData() as BigInt64Array, Number) });
+    }
+  }
+  return out;
 }
 
 /**
@@ -132,14 +150,20 @@ export function topk(x: Tensor, k: number, dim = -1, largest = true): { values: 
       }
     }
   }
-  return { values: new Tensor(vals, x.ndim === 0 ? [] : shape, { dtype: x.dtype }), indices: new Tensor(idx, x.ndim === 0 ? [] : shape, { dtype: 'int64' }) };
+  const values = new Tensor(vals, x.ndim === 0 ? [] : shape, { dtype: x.dtype });
+  if (needsGrad(x)) record('gather', [x], values, { shape: x.shape, dim: d, k, index: Int32Array.from(idx, Number) });
+  return { values, indices: new Tensor(idx, x.ndim === 0 ? [] : shape, { dtype: 'int64' }) };
 }
 
 function softmaxImpl(x: Tensor, dim: number, log: boolean): Tensor {
   expectTensor(x, log ? 'log_softmax input' : 'softmax input');
   const src0 = isFloat(x.dtype) ? x : x.float();
   const d = normDim(dim, src0.ndim, 'softmax dim');
-  if (src0.ndim === 0) return new Tensor((allocStorage(src0.dtype, 1) as Float32Array).fill(log ? 0 : 1), [], { dtype: src0.dtype });
+  if (src0.ndim === 0) {
+    const y = new Tensor((allocStorage(src0.dtype, 1) as Float32Array).fill(log ? 0 : 1), [], { dtype: src0.dtype });
+    if (needsGrad(x)) record('softmax', [x], y, { y, dim: 0, log });
+    return y;
+  }
   const { src, outer, n, inner } = around(src0, d);
   const out = allocStorage(src0.dtype, src0.numel) as Float32Array;
   const s = src as Float32Array;
@@ -157,7 +181,9 @@ function softmaxImpl(x: Tensor, dim: number, log: boolean): Tensor {
       }
     }
   }
-  return new Tensor(out, src0.shape, { dtype: src0.dtype });
+  const y = new Tensor(out, src0.shape, { dtype: src0.dtype });
+  if (needsGrad(x)) record('softmax', [x], y, { y, dim: d, log });
+  return y;
 }
 
 export function softmax(x: Tensor, dim: number): Tensor {

@@ -1,13 +1,17 @@
 // The torchvision ResNet family against torchvision 0.14 itself (fixtures: scripts/fixtures/make_torchvision.py ->
 // tests/fixtures/gen/torchvision/). For each of the ten builders: torchvision's parameter count, its state-dict keys
-// key for key in order with shapes and dtypes, the fixture weights loaded strictly, and eval logits on the native
-// backend under the logits rule max|ours - torch| <= 1e-4 * max|torch| + 1e-5 (97x131 for all ten, 224x224 for
-// resnet18/resnet50; resnet18 at 64x64 on every backend including js). Then a train-mode step (output, every
+// key for key in order with shapes and dtypes, the .pth file torch.save wrote read by our reader (io/pth.ts) and
+// loaded strictly into getModel(arch) (copied, or for every other arch adopted zero-copy with assign), and eval
+// logits on the native backend under the logits rule max|ours - torch| <= 1e-4 * max|torch| + 1e-5 (97x131 for all
+// ten, 224x224 for resnet18/resnet50; resnet18 at 64x64 on every backend including js): the torch -> resnet-ts half
+// of the end-to-end weights test (tests/models/pth-e2e.test.ts is the other half). Then a train-mode step (output, every
 // running statistic, num_batches_tracked), the constructor options, initialisation, the seed's error messages and
 // loadStateDict's strict/non-strict behaviour (the tutorial's fc swap).
 //
 // The per-architecture parity table is written to tests/fixtures/gen/parity-report.json and printed at the end.
 // Full-size models run on js too with RESNET_PARITY_JS=1 (slow: minutes). A missing fixture fails the test.
+// Models whose every parameter a strict load overwrites are built with skipInit (no random draws: seconds saved);
+// the initialisation itself is tested below on models built normally.
 //
 // Why the logits rule: the networks are 18-152 layers of float32 sums whose accumulation order differs between
 // PyTorch (oneDNN) and us; rounding differences grow through depth and through the BN scales, so the bound is
@@ -19,11 +23,13 @@ import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { readSafetensorsSync } from '../../src/io/safetensors.js';
+import { extractStateDict, readPthSync } from '../../src/io/pth.js';
+import { skipInit } from '../../src/nn/init.js';
 import { withBackend } from '../../src/backend/select.js';
 import type { BackendName } from '../../src/backend/backend.js';
 import { BatchNorm2d, Conv2d, Linear } from '../../src/nn/layers.js';
-import { Module, StateDictError } from '../../src/nn/module.js';
-import { BasicBlock, Bottleneck, MODELS, ResNet, resnet18, resnet50 } from '../../src/models/resnet.js';
+import { Module, Parameter, StateDictError } from '../../src/nn/module.js';
+import { BasicBlock, Bottleneck, MODELS, ResNet, getModel, resnet18, resnet50 } from '../../src/models/resnet.js';
 import { FIXTURES, backends, compare, fixture } from '../helpers.js';
 
 const ARCHS = ['resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnet152', 'resnext50_32x4d', 'resnext101_32x8d',
@@ -48,6 +54,12 @@ const tv = (name: string): string => fixture('torchvision', name);
 
 function tensorsOf(name: string): Map<string, Tensor> {
   return readSafetensorsSync(tv(name)).tensors;
+}
+
+/** The state dict in `<arch>.pth` (torch.save(model.state_dict(), path) by torchvision), through our .pth reader. */
+function weightsOf(arch: string): Map<string, Tensor> {
+  const path = tv(`${arch}.pth`);
+  return extractStateDict(readPthSync(path).object, path);
 }
 
 function get(m: Map<string, Tensor>, key: string, where: string): Tensor {
@@ -189,21 +201,41 @@ function cachedLoaded<M extends Module>(build: () => M, file: () => Map<string, 
 // ---------------------------------------------------------------------------------------------------------------
 // the ten builders
 
-for (const arch of ARCHS) {
-  test(`${arch}: torchvision's parameter count, state-dict keys/shapes/dtypes, strict load, eval logits`, async (t) => {
+for (const [i, arch] of ARCHS.entries()) {
+  // every other arch takes the file's tensors as its own (loadStateDict assign: zero-copy), the rest copies them
+  const assign = i % 2 === 1;
+  test(`${arch}: torchvision's parameter count, state-dict keys/shapes/dtypes, ${arch}.pth (torch.save) loaded strictly${assign ? ' (assign)' : ''}, eval logits`, async (t) => {
     const keys = keysJson(arch);
-    const model = MODELS[arch]({ seed: 0 });
+    const model = skipInit(() => getModel(arch, { seed: 0 }));
+    assert.ok(model instanceof ResNet, `getModel('${arch}') builds a ResNet`);
     assert.equal(model.numParameters(), NUM_PARAMS[arch], `${arch}: parameter count`);
     assert.equal(keys.num_params, NUM_PARAMS[arch], `${arch}: the fixture's num_params (torchvision) vs the published one`);
     assertKeys(model, keys.keys, arch);
     assert.ok(keys.keys.some(([k, , d]) => k.endsWith('num_batches_tracked') && d === 'int64'), 'num_batches_tracked is int64');
 
-    const st = readSafetensorsSync(tv(`${arch}.safetensors`));
-    assert.deepEqual([...st.tensors.keys()], keys.keys.map((k) => k[0]), `${arch}.safetensors is in torchvision's order`);
-    for (const [k, , d] of keys.keys) assert.equal(st.dtypes.get(k), d === 'int64' ? 'I64' : 'F32', `${arch}.safetensors dtype of ${k}`);
-    const res = model.loadStateDict(st.tensors);
+    const path = tv(`${arch}.pth`);
+    const pth = readPthSync(path);
+    assert.equal(pth.format, 'zip', `${arch}.pth is torch.save's zip format`);
+    const sd = extractStateDict(pth.object, path);
+    assert.ok(pth.object instanceof Map && sd.size === pth.object.size, `${arch}.pth holds the state dict itself (an OrderedDict of tensors)`);
+    assert.deepEqual([...sd.keys()], keys.keys.map((k) => k[0]), `${arch}.pth is in torchvision's order`);
+    for (const [k, shape, d] of keys.keys) {
+      const v = sd.get(k)!;
+      assert.equal(pth.dtypes.get(v), d, `${arch}.pth: dtype of ${k} on disk`);
+      assert.equal(v.dtype, d, `${arch}.pth: dtype of ${k} as read`);
+      assert.deepEqual([...v.shape], shape, `${arch}.pth: shape of ${k}`);
+    }
+    const res = model.loadStateDict(sd, { assign });
     assert.deepEqual(res, { missingKeys: [], unexpectedKeys: [], mismatchedKeys: [] });
-    assertLoaded(model, st.tensors, arch);
+    assertLoaded(model, sd, arch);
+    // assign: the model's tensors are the file's storage (no copy); copy: they are the model's own
+    for (const [k, v] of model.stateDict()) {
+      assert.equal(v.data === sd.get(k)!.data, assign, `${arch}: ${k} ${assign ? 'shares' : 'does not share'} the file's storage`);
+    }
+    const params = model.namedParameters();
+    assert.equal(params.length, keys.keys.filter(([k]) => !/running_|num_batches/.test(k)).length, `${arch}: parameter count after loading`);
+    for (const [k, p] of params) assert.ok(p instanceof Parameter && p.requiresGrad, `${arch}: ${k} is a Parameter that requires grad`);
+    model.eval();
     model.eval();
 
     const io = tensorsOf(`${arch}.io.safetensors`);
@@ -226,7 +258,7 @@ for (const arch of ARCHS) {
 // train mode: resnet18 at 64x80, batch 3, from the fixture state (num_batches_tracked 3): output, and every
 // running_mean / running_var (momentum 0.1, unbiased variance) and num_batches_tracked (4) after the step.
 
-const resnet18Loaded = cachedLoaded(() => resnet18({ seed: 0 }), () => tensorsOf('resnet18.safetensors'));
+const resnet18Loaded = cachedLoaded(() => skipInit(() => resnet18({ seed: 0 })), () => weightsOf('resnet18'));
 
 for (const be of BACKENDS) {
   test(`resnet18 train-mode forward: output and every running statistic [${be.name}]`, { skip: be.skip }, () => withBackend(be.name, () => {
@@ -286,8 +318,8 @@ const dilationModels = new Map<string, ResNet>();
 function dilated(name: string, pattern: boolean[]): ResNet {
   let m = dilationModels.get(name);
   if (!m) {
-    m = resnet50({ seed: 0, replaceStrideWithDilation: pattern });
-    m.loadStateDict(tensorsOf('resnet50.safetensors'));
+    m = skipInit(() => resnet50({ seed: 0, replaceStrideWithDilation: pattern }));
+    m.loadStateDict(weightsOf('resnet50'));
     dilationModels.set(name, m.eval());
   }
   return m;
@@ -314,8 +346,8 @@ for (const name of ['FFT', 'FTT', 'TTT']) {
   }
 }
 
-const nc10Loaded = cachedLoaded(() => resnet18({ numClasses: 10, seed: 0 }), () => {
-  const sd = new Map([...tensorsOf('resnet18.safetensors')].filter(([k]) => !k.startsWith('fc.')));
+const nc10Loaded = cachedLoaded(() => skipInit(() => resnet18({ numClasses: 10, seed: 0 })), () => {
+  const sd = new Map([...weightsOf('resnet18')].filter(([k]) => !k.startsWith('fc.')));
   const o = tensorsOf('options.safetensors');
   sd.set('fc.weight', get(o, 'nc10.fc.weight', 'options'));
   sd.set('fc.bias', get(o, 'nc10.fc.bias', 'options'));
@@ -437,7 +469,7 @@ test("constructor errors carry torchvision's messages", () => {
 // loadStateDict: strict errors and non-strict loading (the tutorial's head swap)
 
 test('loadStateDict strict names every missing, unexpected and mismatched key and loads nothing', () => {
-  const file = tensorsOf('resnet18.safetensors');
+  const file = weightsOf('resnet18');
   const model = resnet18({ seed: 11 });
   const before = model.conv1.weight.toArray();
   const sd = new Map(file);
@@ -469,7 +501,7 @@ test('loadStateDict strict names every missing, unexpected and mismatched key an
 });
 
 test("the tutorial's head swap: fc = Linear(fc.in_features, 2), strict:false loads everything else", () => {
-  const file = tensorsOf('resnet18.safetensors');
+  const file = weightsOf('resnet18');
   const model = resnet18({ seed: 12 });
   const numFtrs = model.fc.inFeatures;
   assert.equal(numFtrs, 512);

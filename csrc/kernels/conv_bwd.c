@@ -1,0 +1,591 @@
+// conv_bwd.c: the gradients of conv2d (conv.c) for training: w.r.t. the input (data) and the weight.
+// Same layouts as conv.c: x, dx (N,C,H,W); w, dw (O,C/groups,KH,KW); dy (N,O,OH,OW); Cg = C/groups, Og = O/groups.
+//
+// Data gradient: dx[ih] = sum over o, kh with ih = oh*s - p + kh*d of w[o][c][kh] * dy[oh] (per dimension).
+// Split dx into s x s phases by (ih mod s, iw mod s): inside phase r the taps kh that can reach it are those with
+// (r + p - kh*d) divisible by s, and they read dy at i + (r + p - kh*d)/s, an arithmetic progression in kh. So each
+// phase is a stride-1 convolution of dy (channels O -> C, same groups) with the flipped, transposed sub-kernel:
+// conv.c's implicit GEMM, at forward speed, with weights packed once per weight version (bwd_data_pack). For
+// stride 1 there is one phase, the classic "convolve dy with the rotated kernel, padding (K-1)*d - p", written
+// straight into dx. For stride > 1 the phases go to scratch planes and one pass interleaves them into dx (phases
+// no tap reaches, e.g. the odd ones of a 1x1 stride-2 layer, become zeros there).
+//
+// Weight gradient: per group, dW_g[Og][Cg*KH*KW] = dy_g[Og][N*P] x col_g[N*P][Cg*KH*KW], a GEMM whose reduction
+// runs over the N*P output pixels, which are the contiguous dimension of both dy and x in NCHW. gemm.c's driver
+// and micro-kernel (8 x 48 on AVX-512) run it with both operands transposed while packing:
+//   A (rows o): dy transposed into [pixel][MR] panels, VL x VL register transposes (one pass over dy);
+//   B (columns): the im2col^T panel [KC pixels][NR columns], filled like conv.c's panels (per tap, per vector of
+//     pixels: zero / affine load / gather, stride 2 through the phase planes) and transposed VL x VL in registers.
+// Columns run tap-major (j = r*Cg + c) so that one tap's lane classification serves many channels; the result is
+// permuted to OIHW at the end. With a long reduction (early layers: N*P up to 25088 at batch 8) the pixels are
+// split between threads, each computing a private dW over its range that are summed at the end; otherwise the
+// driver splits the columns/rows (no reduction needed).
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../simd.h"
+#include "kernels.h"
+
+// ---- data gradient ---------------------------------------------------------------------------------------------
+
+/** One dimension of one phase r: dx[s*i + r] = sum over t < n of w[k_last - t*kstep] * dy[i - pad + t*dil]. */
+typedef struct {
+  int64_t n;       // taps (0: nothing reaches this phase)
+  int64_t k_last;  // kernel index of tap 0
+  int64_t kstep;
+  int64_t pad, dil;
+  int64_t size;    // outputs i with s*i + r < H
+} phase_dim;
+
+static int64_t gcd64(int64_t a, int64_t b) {
+  while (b) {
+    int64_t t = a % b;
+    a = b;
+    b = t;
+  }
+  return a;
+}
+
+static phase_dim phase_of(int64_t r, int64_t H, int64_t K, int64_t s, int64_t p, int64_t d) {
+  phase_dim f = {0};
+  f.size = r < H ? (H - r + s - 1) / s : 0;
+  int64_t g = gcd64(s, d);
+  f.kstep = s / g;
+  f.dil = d / g;
+  int64_t first = -1;  // valid kernel indices repeat with period kstep
+  for (int64_t k = 0; k < K && k < f.kstep && first < 0; k++)
+    if (((r + p - k * d) % s + s) % s == 0) first = k;
+  if (first < 0) return f;
+  f.n = (K - 1 - first) / f.kstep + 1;
+  f.k_last = first + (f.n - 1) * f.kstep;
+  f.pad = -((r + p - f.k_last * d) / s);  // exact: tap 0 (k_last) has the smallest dy offset
+  return f;
+}
+
+/** The stride-1 convolution over dy that computes phase (fh, fw) of dx. */
+static dl_conv2d_params phase_params(const dl_conv2d_params *p, const phase_dim *fh, const phase_dim *fw) {
+  return (dl_conv2d_params){.N = p->N, .C = p->O, .H = p->OH, .W = p->OW, .O = p->C, .KH = fh->n, .KW = fw->n,
+                            .OH = fh->size, .OW = fw->size, .stride_h = 1, .stride_w = 1, .pad_h = fh->pad,
+                            .pad_w = fw->pad, .dilation_h = fh->dil, .dilation_w = fw->dil, .groups = p->groups};
+}
+
+static int phase_live(const phase_dim *fh, const phase_dim *fw) { return fh->n && fw->n && fh->size && fw->size; }
+
+int64_t dl_conv2d_bwd_data_packed_size(const dl_conv2d_params *p) {
+  int64_t total = 0;
+  for (int64_t rh = 0; rh < p->stride_h; rh++) {
+    phase_dim fh = phase_of(rh, p->H, p->KH, p->stride_h, p->pad_h, p->dilation_h);
+    for (int64_t rw = 0; rw < p->stride_w; rw++) {
+      phase_dim fw = phase_of(rw, p->W, p->KW, p->stride_w, p->pad_w, p->dilation_w);
+      if (!phase_live(&fh, &fw)) continue;
+      dl_conv2d_params pp = phase_params(p, &fh, &fw);
+      total += dl_conv2d_packed_size(&pp);
+    }
+  }
+  return total;
+}
+
+// Per phase, per group: the (Cg x Og*T) matrix wt[c][o*T + t] = w[o][c][kh(t)][kw(t)], packed as conv.c's A.
+void dl_conv2d_bwd_data_pack(const dl_conv2d_params *p, const float *w, float *packed) {
+  const int64_t G = p->groups, Cg = p->C / G, Og = p->O / G, KHW = p->KH * p->KW, MR = dl_gemm_mr();
+  float *wt = malloc((size_t)(Cg * Og * KHW) * sizeof(float) + 64);
+  if (!wt) abort();
+  for (int64_t rh = 0; rh < p->stride_h; rh++) {
+    phase_dim fh = phase_of(rh, p->H, p->KH, p->stride_h, p->pad_h, p->dilation_h);
+    for (int64_t rw = 0; rw < p->stride_w; rw++) {
+      phase_dim fw = phase_of(rw, p->W, p->KW, p->stride_w, p->pad_w, p->dilation_w);
+      if (!phase_live(&fh, &fw)) continue;
+      const int64_t T = fh.n * fw.n, Kp = Og * T, per = (Cg + MR - 1) / MR * MR * Kp;
+      for (int64_t g = 0; g < G; g++) {
+        for (int64_t c = 0; c < Cg; c++)
+          for (int64_t o = 0; o < Og; o++)
+            for (int64_t th = 0; th < fh.n; th++)
+              for (int64_t tw = 0; tw < fw.n; tw++) {
+                int64_t kh = fh.k_last - th * fh.kstep, kw = fw.k_last - tw * fw.kstep;
+                wt[c * Kp + o * T + th * fw.n + tw] = w[((g * Og + o) * Cg + c) * KHW + kh * p->KW + kw];
+              }
+        dl_gemm_pack_a(Cg, Kp, wt, Kp, 1, 1.0f, packed + g * per);
+      }
+      packed += G * per;
+    }
+  }
+  free(wt);
+}
+
+typedef struct {
+  const dl_conv2d_params *p;
+  const float *planes[16];  // per phase rh*sw + rw (stride 2: 4), NULL for an all-zero phase
+  int64_t ph[16], pw[16];   // plane sizes
+  float *dx;
+} interleave_ctx;
+
+// dx[n][c][s*i + rh][s*j + rw] = planes[rh*s + rw][n][c][i][j] (0 when that phase is empty). Threads over planes.
+// Stride 2 in width (ResNet's case) zips the two phases of a row VL at a time, with masked tails.
+static void interleave_row2(float *out, const float *a, const float *b, int64_t W) {
+  const int64_t na = (W + 1) / 2, nb = W / 2;  // columns of phase 0 and phase 1
+  int64_t j = 0;
+  for (; j + DL_VL <= nb; j += DL_VL) {
+    vf va = a ? vf_load(a + j) : vf_zero(), vb = b ? vf_load(b + j) : vf_zero();
+    vf_store(out + 2 * j, vf_zip_lo(va, vb));
+    vf_store(out + 2 * j + DL_VL, vf_zip_hi(va, vb));
+  }
+  for (; j < na; j += DL_VL) {
+    const int ra = (int)(na - j < DL_VL ? na - j : DL_VL), rb = (int)(nb - j < DL_VL ? (nb > j ? nb - j : 0) : DL_VL);
+    vf va = a ? vf_load_n(a + j, ra) : vf_zero(), vb = b ? vf_load_n(b + j, rb) : vf_zero();
+    const int rest = (int)(W - 2 * j);
+    vf_store_n(out + 2 * j, vf_zip_lo(va, vb), rest < DL_VL ? rest : DL_VL);
+    if (rest > DL_VL) vf_store_n(out + 2 * j + DL_VL, vf_zip_hi(va, vb), rest - DL_VL);
+  }
+}
+
+static void interleave_task(void *arg, int ith, int nth) {
+  const interleave_ctx *ic = arg;
+  const dl_conv2d_params *p = ic->p;
+  const int64_t sh = p->stride_h, sw = p->stride_w, H = p->H, W = p->W;
+  int64_t lo, hi;
+  dl_split(p->N * p->C, ith, nth, &lo, &hi);
+  for (int64_t nc = lo; nc < hi; nc++) {
+    float *out = ic->dx + nc * H * W;
+    for (int64_t ih = 0, rh = 0, i = 0; ih < H; ih++, out += W) {
+      const float *src[16];
+      int any = 0;
+      for (int64_t rw = 0; rw < sw; rw++) {
+        const int64_t ph = rh * sw + rw;
+        src[rw] = ic->planes[ph] ? ic->planes[ph] + (nc * ic->ph[ph] + i) * ic->pw[ph] : NULL;
+        any |= src[rw] != NULL;
+      }
+      if (!any) {
+        memset(out, 0, (size_t)W * sizeof(float));
+      } else if (sw == 2) {
+        interleave_row2(out, src[0], src[1], W);
+      } else {
+        for (int64_t rw = 0; rw < sw; rw++) {
+          const float *s = src[rw];
+          for (int64_t j = rw, k = 0; j < W; j += sw, k++) out[j] = s ? s[k] : 0.0f;
+        }
+      }
+      if (++rh == sh) rh = 0, i++;
+    }
+  }
+}
+
+void dl_conv2d_bwd_data(const dl_conv2d_params *p, const float *dy, const float *w, const float *packed, float *dx) {
+  const int64_t sh = p->stride_h, sw = p->stride_w;
+  // conv.c's limits (int32 lane arithmetic over dy, at most 8 vectors per tile); phases indexed in a 4x4 table.
+  if (p->N * p->O * (p->OH + 1) * (p->OW + 1) >= ((int64_t)1 << 31) - 64 || dl_gemm_nr() > 8 * DL_VL ||
+      sh * sw > 16) {
+    dl_conv2d_bwd_data_ref(p, dy, w, packed, dx);
+    return;
+  }
+  if (p->N == 0) return;
+  float *own = NULL;
+  if (!packed) {
+    own = malloc((size_t)dl_conv2d_bwd_data_packed_size(p) * sizeof(float) + 64);
+    if (!own) {
+      dl_conv2d_bwd_data_ref(p, dy, w, packed, dx);
+      return;
+    }
+    dl_conv2d_bwd_data_pack(p, w, own);
+    packed = own;
+  }
+  if (sh == 1 && sw == 1) {
+    phase_dim fh = phase_of(0, p->H, p->KH, 1, p->pad_h, p->dilation_h);
+    phase_dim fw = phase_of(0, p->W, p->KW, 1, p->pad_w, p->dilation_w);
+    dl_conv2d_params pp = phase_params(p, &fh, &fw);
+    dl_conv2d(&pp, dy, NULL, packed, NULL, NULL, dx);
+    free(own);
+    return;
+  }
+  // The phase planes partition dx, so together they need exactly N*C*H*W floats.
+  float *buf = dl_scratch(2, (size_t)(p->N * p->C * p->H * p->W) * sizeof(float) + 64), *next = buf;
+  interleave_ctx ic = {.p = p, .dx = dx};
+  for (int64_t rh = 0; rh < sh; rh++) {
+    phase_dim fh = phase_of(rh, p->H, p->KH, sh, p->pad_h, p->dilation_h);
+    for (int64_t rw = 0; rw < sw; rw++) {
+      phase_dim fw = phase_of(rw, p->W, p->KW, sw, p->pad_w, p->dilation_w);
+      const int64_t ph = rh * sw + rw;
+      ic.ph[ph] = fh.size;
+      ic.pw[ph] = fw.size;
+      if (!phase_live(&fh, &fw)) continue;
+      dl_conv2d_params pp = phase_params(p, &fh, &fw);
+      dl_conv2d(&pp, dy, NULL, packed, NULL, NULL, next);
+      ic.planes[ph] = next;
+      next += p->N * p->C * fh.size * fw.size;
+      packed += dl_conv2d_packed_size(&pp);
+    }
+  }
+  dl_parallel(interleave_task, &ic, dl_threads_for(p->N * p->C * p->H * p->W, 1 << 16));
+  free(own);
+}
+
+// Naive reference: each dx element gathers its terms in double.
+void dl_conv2d_bwd_data_ref(const dl_conv2d_params *p, const float *dy, const float *w, const float *packed,
+                            float *dx) {
+  (void)packed;
+  const int64_t G = p->groups, Cg = p->C / G, Og = p->O / G, KHW = p->KH * p->KW;
+  for (int64_t n = 0; n < p->N; n++)
+    for (int64_t c = 0; c < p->C; c++) {
+      const int64_t g = c / Cg, cl = c % Cg;
+      for (int64_t ih = 0; ih < p->H; ih++)
+        for (int64_t iw = 0; iw < p->W; iw++) {
+          double acc = 0;
+          for (int64_t kh = 0; kh < p->KH; kh++) {
+            int64_t th = ih + p->pad_h - kh * p->dilation_h;
+            if (th < 0 || th % p->stride_h) continue;
+            int64_t oh = th / p->stride_h;
+            if (oh >= p->OH) continue;
+            for (int64_t kw = 0; kw < p->KW; kw++) {
+              int64_t tw = iw + p->pad_w - kw * p->dilation_w;
+              if (tw < 0 || tw % p->stride_w) continue;
+              int64_t ow = tw / p->stride_w;
+              if (ow >= p->OW) continue;
+              for (int64_t o = g * Og; o < (g + 1) * Og; o++)
+                acc += (double)w[(o * Cg + cl) * KHW + kh * p->KW + kw] *
+                       dy[((n * p->O + o) * p->OH + oh) * p->OW + ow];
+            }
+          }
+          dx[((n * p->C + c) * p->H + ih) * p->W + iw] = (float)acc;
+        }
+    }
+}
+
+// ---- weight gradient -------------------------------------------------------------------------------------------
+
+typedef struct {
+  const dl_conv2d_params *p;
+  dl_conv_src src;
+  const float *dy;
+  int64_t G, Cg, Og, KHW, P, K, J;  // K = N*P (reduction), J = KHW*Cg (columns, tap-major)
+  int64_t MR, NR, nmp;
+} dw_geom;
+
+/** Per job: the B panel source, and where its pixel range starts. */
+typedef struct {
+  const dw_geom *s;
+  int64_t k_off;
+} dw_bctx;
+
+enum { ZERO, AFFINE1, AFFINE2, GATHER };
+
+// The im2col^T panel: dst[kk][jj] = col(pixel k_off + k0 + kk, column j0 + jj) for kk < kc, jj < nr, with
+// column j = r*Cg + c (tap r, channel c) of group g. Per vector of VL pixels: classify each tap's lanes once,
+// write one vector per column into a staging block (column-major), transpose VL x VL blocks into the panel rows.
+static const float *dw_get_b(const void *vctx, int64_t g, int64_t j0, int64_t nr, int64_t k0, int64_t kc,
+                             float *dst, int64_t *ldb) {
+  const dw_bctx *bc = vctx;
+  const dw_geom *s = bc->s;
+  const dl_conv2d_params *p = s->p;
+  const dl_conv_src *src = &s->src;
+  const int64_t NR = s->NR, Cg = s->Cg, CS = src->cstride, OW = p->OW;
+  const int32_t H = (int32_t)p->H, W = (int32_t)p->W;
+  const int ncb = (int)((nr + DL_VL - 1) / DL_VL);  // column blocks of VL
+  *ldb = NR;
+  const float *xg = src->x + g * Cg * CS;
+  const int64_t xend = p->N * src->istride - g * Cg * CS;  // reads must stay in [0, xend) relative to xg
+  float stage[8 * DL_VL * DL_VL] __attribute__((aligned(64)));
+  for (int64_t jj = nr; jj < (int64_t)ncb * DL_VL; jj++) memset(stage + jj * DL_VL, 0, DL_VL * sizeof(float));
+  vi lane;
+  for (int l = 0; l < DL_VL; l++) lane[l] = l;
+  int64_t q = bc->k_off + k0;
+  int64_t n = q / s->P, pp = q % s->P, oh = pp / OW, ow = pp % OW;
+  const int64_t r_lo = j0 / Cg, r_hi = (j0 + nr - 1) / Cg;
+  for (int64_t kb = 0; kb < kc; kb += DL_VL) {
+    vi ohs, ows, nbase, ok;
+    for (int l = 0; l < DL_VL; l++) {
+      ohs[l] = (int32_t)(oh * p->stride_h);
+      ows[l] = (int32_t)(ow * p->stride_w);
+      nbase[l] = (int32_t)(n * src->istride);
+      ok[l] = kb + l < kc ? -1 : 0;
+      if (++ow == OW) {
+        ow = 0;
+        if (++oh == p->OH) oh = 0, n++;
+      }
+    }
+    for (int64_t r = r_lo; r <= r_hi; r++) {
+      const int64_t kh = r / p->KW, kw = r % p->KW;
+      const int32_t dh = (int32_t)(kh * p->dilation_h - p->pad_h), dw = (int32_t)(kw * p->dilation_w - p->pad_w);
+      const int32_t pr = dh & 1, ps = dw & 1;
+      int32_t step = (int32_t)p->stride_w, pbase = 0;
+      if (src->phased) {
+        pbase = (int32_t)(src->slot[pr * 2 + ps] * src->PH * src->PW);
+        step = 1;
+      }
+      const int64_t c_lo = (j0 > r * Cg ? j0 - r * Cg : 0), c_hi = (j0 + nr < (r + 1) * Cg ? j0 + nr - r * Cg : Cg);
+      vi ih = ohs + dh, iw = ows + dw;
+      vi in = ok & (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W);
+      vi off = src->phased ? nbase + pbase + ((ih - pr) >> 1) * (int32_t)src->PW + ((iw - ps) >> 1)
+                           : nbase + ih * W + iw;
+      int mode = GATHER;
+      const int64_t base = off[0];
+      if (vi_bits(in) == 0) {
+        mode = ZERO;
+      } else if (step <= 2 && vi_bits((off == off[0] + lane * step) | ~ok) == DL_ALL_LANES) {
+        mode = step == 1 ? AFFINE1 : AFFINE2;
+        int64_t lo = base + c_lo * CS, hi = base + (c_hi - 1) * CS + step * DL_VL;
+        if (lo < 0 || hi > xend) mode = GATHER;
+      }
+      float *d = stage + (r * Cg + c_lo - j0) * DL_VL;
+      const float *sp = xg + c_lo * CS;
+      const int64_t nc = c_hi - c_lo;
+      switch (mode) {
+        case ZERO:
+          for (int64_t c = 0; c < nc; c++, d += DL_VL) vf_store(d, vf_zero());
+          break;
+        case AFFINE1:
+          for (int64_t c = 0; c < nc; c++, d += DL_VL, sp += CS) vf_store(d, vf_and(vf_load(sp + base), in));
+          break;
+        case AFFINE2:
+          for (int64_t c = 0; c < nc; c++, d += DL_VL, sp += CS)
+            vf_store(d, vf_and(vf_even(vf_load(sp + base), vf_load(sp + base + DL_VL)), in));
+          break;
+        default:
+          for (int64_t c = 0; c < nc; c++, d += DL_VL, sp += CS)
+            for (int l = 0; l < DL_VL; l++) d[l] = in[l] ? sp[off[l]] : 0.0f;
+          break;
+      }
+    }
+    const int rows = kc - kb < DL_VL ? (int)(kc - kb) : DL_VL;
+    for (int cb = 0; cb < ncb; cb++) {
+      vf t[DL_VL];
+      for (int i = 0; i < DL_VL; i++) t[i] = vf_load(stage + (cb * DL_VL + i) * DL_VL);
+      vf_transpose(t);
+      for (int i = 0; i < rows; i++) vf_store(dst + (kb + i) * NR + cb * DL_VL, t[i]);
+    }
+  }
+  return dst;
+}
+
+// A: rows [m0, m1) (a multiple of MR apart; rows past Og are 0) of group g's dy for pixels [k0, k1), transposed into
+// panels ap[((m - m0)/MR * kstride + q - k0)*MR + (m - m0) % MR]. Blocks of VL rows x VL pixels go through a
+// register transpose; a pixel range may straddle images.
+static void pack_dy(const dw_geom *s, int64_t g, int64_t m0, int64_t m1, int64_t k0, int64_t k1, float *ap,
+                    int64_t kstride) {
+  const int64_t MR = s->MR, Og = s->Og, P = s->P, O = s->p->O;
+  for (int64_t q = k0; q < k1;) {
+    const int64_t n = q / P, p0 = q % P, len = P - p0 < k1 - q ? P - p0 : k1 - q;
+    const float *dyn = s->dy + (n * O + g * Og) * P + p0;
+    for (int64_t ob = m0; ob < m1; ob += DL_VL) {
+      int64_t j = 0;
+      for (; j + DL_VL <= len; j += DL_VL) {
+        vf t[DL_VL];
+        for (int i = 0; i < DL_VL; i++) t[i] = ob + i < Og ? vf_load(dyn + (ob + i) * P + j) : vf_zero();
+        vf_transpose(t);
+        for (int l = 0; l < DL_VL; l++) {
+          const int64_t row = q - k0 + j + l;
+#if DL_VL % DL_MR == 0
+          for (int h = 0; h < DL_VL / DL_MR && ob + h * MR < m1; h++)
+            memcpy(ap + (((ob - m0) / MR + h) * kstride + row) * MR, (const float *)&t[l] + h * MR, DL_MR * sizeof(float));
+#else
+          for (int i = 0; i < DL_VL && ob + i < m1; i++)
+            ap[(((ob - m0 + i) / MR) * kstride + row) * MR + (ob - m0 + i) % MR] = t[l][i];
+#endif
+        }
+      }
+      for (; j < len; j++) {
+        const int64_t row = q - k0 + j;
+        for (int64_t i = ob; i < ob + DL_VL && i < m1; i++)
+          ap[(((i - m0) / MR) * kstride + row) * MR + (i - m0) % MR] = i < Og ? dyn[i * P + j] : 0.0f;
+      }
+    }
+    q += len;
+  }
+}
+
+// The GEMM, BLIS-style, on MR x NR tiles of a padded dW^T-ish buffer C[g][nmp*MR][nt*NR] (rows o, columns j; the
+// padding rows/columns come out 0 because A's and B's are). A unit of work is (group, chunk of column tiles, block
+// of row panels); for every K block of KC pixels it packs its B chunk (im2col^T) and its A block (dy^T) into L2 and
+// runs the micro-kernel over them, accumulating into C, which stays in L2 across K blocks. Threads either share
+// the units (each unit has the whole reduction: no partial sums) or, when there are too few units for the
+// threads, split the pixels and each computes every unit into a private C, summed at the end.
+#define DW_KC 256   // pixels per K block: an A panel (MR x KC) is 8 KB, a B panel (KC x NR) 48 KB
+#define DW_NCT 8    // column tiles per unit (B chunk <= 384 KB)
+#define DW_NMP 32   // row panels per unit (A block <= 256 KB)
+
+typedef struct {
+  dw_geom s;
+  float *dw;
+  int64_t nt, JP, MRp;       // column tiles per group, padded C width and height
+  int64_t njc, nct, nmc, npb; // column chunks x tiles each, row blocks x panels each
+  int64_t nunits;
+  int ksplit;
+  atomic_llong next;
+  float *c;                   // the shared C (unit split)
+  float *part[DL_MAX_THREADS]; // private Cs (pixel split), NULL for threads without pixels
+} dw_ctx;
+
+static void dw_unit(const dw_ctx *d, int64_t u, int64_t ka, int64_t kb, float *C, float *abuf, float *bbuf) {
+  const dw_geom *s = &d->s;
+  const int64_t MR = s->MR, NR = s->NR;
+  const int64_t g = u / (d->njc * d->nmc), jc = u / d->nmc % d->njc, mc = u % d->nmc;
+  const int64_t t0 = jc * d->nct, t1 = t0 + d->nct < d->nt ? t0 + d->nct : d->nt;
+  const int64_t p0 = mc * d->npb, p1 = p0 + d->npb < s->nmp ? p0 + d->npb : s->nmp;
+  float *Cg = C + g * d->MRp * d->JP;
+  dw_bctx bc = {s, 0};
+  for (int64_t k0 = ka; k0 < kb; k0 += DW_KC) {
+    const int64_t kc = kb - k0 < DW_KC ? kb - k0 : DW_KC;
+    for (int64_t t = t0; t < t1; t++) {
+      int64_t ldb, j0 = t * NR, nr = s->J - j0 < NR ? s->J - j0 : NR;
+      dw_get_b(&bc, g, j0, nr, k0, kc, bbuf + (t - t0) * DW_KC * NR, &ldb);
+    }
+    pack_dy(s, g, p0 * MR, p1 * MR, k0, k0 + kc, abuf, DW_KC);
+    for (int64_t mp = p0; mp < p1; mp++)
+      for (int64_t t = t0; t < t1; t++)
+        dl_gemm_tile(kc, abuf + (mp - p0) * DW_KC * MR, bbuf + (t - t0) * DW_KC * NR, NR,
+                     Cg + mp * MR * d->JP + t * NR, d->JP, k0 > ka);
+  }
+}
+
+static void dw_task(void *arg, int ith, int nth) {
+  dw_ctx *d = arg;
+  const dw_geom *s = &d->s;
+  float *bbuf = dl_scratch(0, (size_t)(d->nct * DW_KC * s->NR) * sizeof(float) + 64);
+  float *abuf = dl_scratch(2, (size_t)(d->npb * DW_KC * s->MR) * sizeof(float) + 64);
+  if (d->ksplit) {
+    int64_t k0, k1;
+    dl_split(s->K, ith, nth, &k0, &k1);
+    d->part[ith] = NULL;
+    if (k1 <= k0) return;
+    float *C = dl_scratch(3, (size_t)(s->G * d->MRp * d->JP) * sizeof(float) + 64);
+    for (int64_t u = 0; u < d->nunits; u++) dw_unit(d, u, k0, k1, C, abuf, bbuf);
+    d->part[ith] = C;
+    return;
+  }
+  for (int64_t u; (u = atomic_fetch_add(&d->next, 1)) < d->nunits;) dw_unit(d, u, 0, s->K, d->c, abuf, bbuf);
+}
+
+// dw[g][o][c][r] = sum over the Cs t of C_t[g][o][r*Cg + c]; threads over rows (g, o).
+static void dw_finish_task(void *arg, int ith, int nth) {
+  const dw_ctx *d = arg;
+  const dw_geom *s = &d->s;
+  const int64_t J = s->J, Cg = s->Cg, KHW = s->KHW;
+  int64_t lo, hi;
+  dl_split(s->G * s->Og, ith, nth, &lo, &hi);
+  for (int64_t row = lo; row < hi; row++) {
+    const int64_t g = row / s->Og, o = row % s->Og;
+    float *out = d->dw + row * J;
+    int first = 1;
+    for (int t = 0; t < DL_MAX_THREADS; t++) {
+      if (!d->part[t]) continue;
+      const float *pt = d->part[t] + (g * d->MRp + o) * d->JP;
+      if (KHW == 1) {
+        int64_t j = 0;
+        if (first)
+          for (; j + DL_VL <= J; j += DL_VL) vf_store(out + j, vf_load(pt + j));
+        else
+          for (; j + DL_VL <= J; j += DL_VL) vf_store(out + j, vf_load(out + j) + vf_load(pt + j));
+        for (; j < J; j++) out[j] = first ? pt[j] : out[j] + pt[j];
+      } else {
+        for (int64_t r = 0; r < KHW; r++)
+          for (int64_t c = 0; c < Cg; c++) {
+            const float v = pt[r * Cg + c];
+            out[c * KHW + r] = first ? v : out[c * KHW + r] + v;
+          }
+      }
+      first = 0;
+    }
+  }
+}
+
+typedef struct {
+  const float *dy;
+  int64_t N, O, P;
+  float *db;
+} db_ctx;
+
+static void db_task(void *arg, int ith, int nth) {
+  const db_ctx *b = arg;
+  int64_t lo, hi;
+  dl_split(b->O, ith, nth, &lo, &hi);
+  for (int64_t o = lo; o < hi; o++) {
+    double s = 0;
+    for (int64_t n = 0; n < b->N; n++) {
+      const float *x = b->dy + (n * b->O + o) * b->P;
+      vd acc = {0};
+      int64_t i = 0;
+      for (; i + DL_VL <= b->P; i += DL_VL) acc += vf_to_vd(vf_load(x + i));
+      s += vd_hsum(&acc);
+      for (; i < b->P; i++) s += x[i];
+    }
+    b->db[o] = (float)s;
+  }
+}
+
+void dl_conv2d_bwd_weight(const dl_conv2d_params *p, const float *x, const float *dy, float *dw, float *db) {
+  const int64_t G = p->groups, Cg = p->C / G, Og = p->O / G, KHW = p->KH * p->KW, P = p->OH * p->OW;
+  if (db) {
+    db_ctx b = {dy, p->N, p->O, P, db};
+    dl_parallel(db_task, &b, dl_threads_for(p->N * p->O * P, 1 << 16));
+  }
+  if (p->N * P == 0) {
+    memset(dw, 0, (size_t)(p->O * Cg * KHW) * sizeof(float));
+    return;
+  }
+  // the lane arithmetic is int32 (as in conv.c); the staging block holds at most 8 column vectors
+  if (p->N * p->C * (p->H + 1) * (p->W + 1) >= ((int64_t)1 << 31) - 64 || dl_gemm_nr() > 8 * DL_VL) {
+    dl_conv2d_bwd_weight_ref(p, x, dy, dw, NULL);
+    return;
+  }
+  dw_ctx d = {.s = {.p = p, .dy = dy, .G = G, .Cg = Cg, .Og = Og, .KHW = KHW, .P = P, .K = p->N * P,
+                    .J = KHW * Cg, .MR = dl_gemm_mr(), .NR = dl_gemm_nr()},
+              .dw = dw};
+  dw_geom *s = &d.s;
+  s->nmp = (Og + s->MR - 1) / s->MR;
+  d.nt = (s->J + s->NR - 1) / s->NR;
+  d.JP = d.nt * s->NR;
+  d.MRp = s->nmp * s->MR;
+  // equal-sized chunks of at most DW_NCT tiles / DW_NMP panels (the last may be shorter)
+  d.njc = (d.nt + DW_NCT - 1) / DW_NCT;
+  d.nct = (d.nt + d.njc - 1) / d.njc;
+  d.nmc = (s->nmp + DW_NMP - 1) / DW_NMP;
+  d.npb = (s->nmp + d.nmc - 1) / d.nmc;
+  // with a VL-row transpose in pack_dy, a block of panels must cover whole VL-row groups unless it is the last
+  if ((d.npb * s->MR) % DL_VL) d.npb = (d.npb * s->MR + DL_VL - 1) / DL_VL * DL_VL / s->MR;
+  d.nmc = (s->nmp + d.npb - 1) / d.npb;
+  d.nunits = G * d.njc * d.nmc;
+  dl_conv_src_init(p, x, &s->src);
+  const double macs = (double)G * Og * s->J * s->K;
+  int nth = dl_threads_for((int64_t)(macs / (1 << 20)), 1);
+  // Few units for the threads (early layers: 64 channels, 3136 pixels per image): split the pixels instead.
+  d.ksplit = nth > 1 && d.nunits < 4 * nth && s->K >= 2 * DW_KC * nth;
+  atomic_init(&d.next, 0);
+  if (!d.ksplit) {
+    d.c = dl_scratch(3, (size_t)(G * d.MRp * d.JP) * sizeof(float) + 64);
+    d.part[0] = d.c;
+  }
+  dl_parallel(dw_task, &d, nth);
+  dl_parallel(dw_finish_task, &d, dl_threads_for(G * Og * s->J * (d.ksplit ? nth : 1), 1 << 15));
+}
+
+// Naive reference: one double accumulator per weight (and per bias).
+void dl_conv2d_bwd_weight_ref(const dl_conv2d_params *p, const float *x, const float *dy, float *dw, float *db) {
+  const int64_t G = p->groups, Cg = p->C / G, Og = p->O / G, P = p->OH * p->OW;
+  for (int64_t o = 0; o < p->O; o++) {
+    const int64_t g = o / Og;
+    for (int64_t c = 0; c < Cg; c++)
+      for (int64_t kh = 0; kh < p->KH; kh++)
+        for (int64_t kw = 0; kw < p->KW; kw++) {
+          double acc = 0;
+          for (int64_t n = 0; n < p->N; n++) {
+            const float *xc = x + (n * p->C + g * Cg + c) * p->H * p->W, *dyo = dy + (n * p->O + o) * P;
+            for (int64_t oh = 0; oh < p->OH; oh++) {
+              int64_t ih = oh * p->stride_h - p->pad_h + kh * p->dilation_h;
+              if (ih < 0 || ih >= p->H) continue;
+              for (int64_t ow = 0; ow < p->OW; ow++) {
+                int64_t iw = ow * p->stride_w - p->pad_w + kw * p->dilation_w;
+                if (iw < 0 || iw >= p->W) continue;
+                acc += (double)dyo[oh * p->OW + ow] * xc[ih * p->W + iw];
+              }
+            }
+          }
+          dw[((o * Cg + c) * p->KH + kh) * p->KW + kw] = (float)acc;
+        }
+    if (db) {
+      double s = 0;
+      for (int64_t n = 0; n < p->N; n++)
+        for (int64_t i = 0; i < P; i++) s += dy[(n * p->O + o) * P + i];
+      db[o] = (float)s;
+    }
+  }
+}

@@ -1,0 +1,100 @@
+// Whole-model gradients in training mode against PyTorch: torchvision resnet18, resnet50 and resnext50_32x4d
+// (num_classes 10, inputs 2x3x64x64) and Hugging Face basic and bottleneck configs (hf_reference.py, 2x3x32x32)
+// with cross entropy, plus HF's multi-label (BCE) and regression (MSE) losses. scripts/fixtures/make_grad.py saves
+// each seeded model with torch.save (read here with readPthSync + extractStateDict), and one train-mode step: logits,
+// loss, every parameter's .grad and every BatchNorm buffer after the step.
+//
+// Rule, per tensor: max|ours - torch| <= 1e-3 * max|torch| for logits, loss and each parameter's gradient (the
+// issue's "within 1e-3 relative"); running_mean / running_var within 1e-5 * max|torch| (they are batch means and
+// variances of activations both sides compute in float32) and num_batches_tracked exactly. The worst ratio per
+// model is printed. The big models run on native only (js would take minutes); js runs resnet18 at 32x32 and the HF
+// models.
+
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { readSafetensorsSync } from '../../src/io/safetensors.js';
+import { extractStateDict, readPthSync } from '../../src/io/pth.js';
+import type { Tensor } from '../../src/tensor/tensor.js';
+import * as F from '../../src/ops/index.js';
+import { withBackend } from '../../src/backend/select.js';
+import type { BackendName } from '../../src/backend/backend.js';
+import type { Module } from '../../src/nn/module.js';
+import { getModel } from '../../src/models/resnet.js';
+import { ResNetConfig, ResNetForImageClassification } from '../../src/models/hf.js';
+import { backends, compare, fixture } from '../helpers.js';
+
+interface Case { name: string; tag: string; on: BackendName[] }
+const CASES: Case[] = [
+  { name: 'resnet18', tag: 's64', on: ['native'] },
+  { name: 'resnet18', tag: 's32', on: ['js', 'native'] },
+  { name: 'resnet50', tag: 's64', on: ['native'] },
+  { name: 'resnext50_32x4d', tag: 's64', on: ['native'] },
+  { name: 'hf_basic', tag: 's32', on: ['js', 'native'] },
+  { name: 'hf_bottleneck', tag: 's32', on: ['js', 'native'] },
+  { name: 'hf_multilabel', tag: 's32', on: ['native'] },
+  { name: 'hf_regression', tag: 's32', on: ['native'] },
+];
+
+/** max|a - b| / max|b| over one tensor. */
+function relErr(a: Tensor, b: Tensor, what: string): number {
+  assert.deepEqual([...a.shape], [...b.shape], `${what}: shape`);
+  const r = compare(a, b);
+  assert.ok(Number.isFinite(r.maxAbs), `${what}: NaN where torch has a number (or the reverse)`);
+  return r.maxRef === 0 ? r.maxAbs : r.maxAbs / r.maxRef;
+}
+
+function trainStep(c: Case, t: TestContext): void {
+  const io = readSafetensorsSync(fixture('grad', `${c.name}.grads.safetensors`));
+  const get = (k: string): Tensor => {
+    const v = io.tensors.get(`${c.tag}.${k}`);
+    if (!v) throw new Error(`${c.name}.grads.safetensors has no ${c.tag}.${k}`);
+    return v;
+  };
+  const sd = extractStateDict(readPthSync(fixture('grad', `${c.name}.pth`)).object, `${c.name}.pth`);
+  const hf = c.name.startsWith('hf_');
+  const model: Module = hf
+    ? new ResNetForImageClassification(ResNetConfig.fromJSONString(io.metadata!.config, `${c.name} config`))
+    : getModel(c.name, { numClasses: Number(io.metadata!.num_classes) });
+  model.loadStateDict(sd);
+  model.train();
+  model.zeroGrad();
+  const t0 = Date.now();
+  let logits: Tensor, loss: Tensor;
+  if (hf) ({ logits, loss } = (model as ResNetForImageClassification).forward(get('input'), { labels: get('labels') }) as { logits: Tensor; loss: Tensor });
+  else {
+    logits = model.forward(get('input')) as Tensor;
+    loss = F.crossEntropy(logits, get('labels'));
+  }
+  loss.backward();
+  const ms = Date.now() - t0;
+
+  let worst = relErr(logits.detach(), get('logits'), 'logits'), where = 'logits';
+  const note = (r: number, what: string, bound: number) => {
+    assert.ok(r <= bound, `${c.name} ${what}: max|ours - torch| / max|torch| = ${r.toExponential(3)} > ${bound}`);
+    if (r / bound > worst / 1e-3) [worst, where] = [(r / bound) * 1e-3, what];
+  };
+  note(worst, 'logits', 1e-3);
+  note(relErr(loss.detach(), get('loss'), 'loss'), 'loss', 1e-3);
+  let n = 0;
+  for (const [name, p] of model.namedParameters()) {
+    assert.ok(p.grad, `${c.name}: parameter ${name} got no gradient`);
+    note(relErr(p.grad!, get(`grad.${name}`), name), `grad of ${name}`, 1e-3);
+    n++;
+  }
+  assert.equal(n, [...io.tensors.keys()].filter((k) => k.startsWith(`${c.tag}.grad.`)).length, 'every parameter compared');
+  let buffers = 0;
+  for (const [name, b] of model.namedBuffers()) {
+    const ref = get(`after.${name}`);
+    if (name.endsWith('num_batches_tracked')) assert.equal(b.item(), ref.item(), `${c.name} ${name}`);
+    else note(relErr(b, ref, name), name, 1e-5);
+    buffers++;
+  }
+  assert.ok(buffers > 0, 'BN buffers compared');
+  t.diagnostic(`${c.name} ${c.tag}: ${n} gradients, ${buffers} buffers; forward+backward ${ms} ms; worst ${(worst / 1e-3).toExponential(2)} of its bound (${where})`);
+}
+
+for (const b of backends()) {
+  for (const c of CASES.filter((k) => k.on.includes(b.name))) {
+    test(`${c.name} ${c.tag} train-mode gradients match PyTorch [${b.name}]`, { skip: b.skip }, (t) => withBackend(b.name, () => trainStep(c, t)));
+  }
+}
