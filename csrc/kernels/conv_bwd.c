@@ -256,7 +256,7 @@ void dl_conv2d_bwd_data_ref(const dl_conv2d_params *p, const float *dy, const fl
 typedef struct {
   const dl_conv2d_params *p;
   dl_conv_src src;
-  const float *dy;
+  const float *dy, *x;
   int64_t G, Cg, Og, KHW, P, K, J;  // K = N*P (reduction), J = KHW*Cg (columns, tap-major)
   int64_t MR, NR, nmp;
 } dw_geom;
@@ -393,69 +393,132 @@ static void pack_dy(const dw_geom *s, int64_t g, int64_t m0, int64_t m1, int64_t
   }
 }
 
-// The GEMM, BLIS-style, on MR x NR tiles of a padded dW^T-ish buffer C[g][nmp*MR][nt*NR] (rows o, columns j; the
-// padding rows/columns come out 0 because A's and B's are). A unit of work is (group, chunk of column tiles, block
-// of row panels); for every K block of KC pixels it packs its B chunk (im2col^T) and its A block (dy^T) into L2 and
-// runs the micro-kernel over them, accumulating into C, which stays in L2 across K blocks. Threads either share
-// the units (each unit has the whole reduction: no partial sums) or, when there are too few units for the
-// threads, split the pixels and each computes every unit into a private C, summed at the end.
-#define DW_KC 256   // pixels per K block: an A panel (MR x KC) is 8 KB, a B panel (KC x NR) 48 KB
-#define DW_NCT 8    // column tiles per unit (B chunk <= 384 KB)
-#define DW_NMP 32   // row panels per unit (A block <= 256 KB)
+// dst[k*NR + r] = src[r*rs + k] for r < nrows, k < kc (a transposed copy of nrows rows), 0 for r up to the next
+// multiple of VL. VL x VL register transposes; the pixel tail is a masked load.
+static void pack_t(const float *src, int64_t rs, int64_t nrows, int64_t kc, float *dst, int64_t NR) {
+  const int64_t nrb = (nrows + DL_VL - 1) / DL_VL;
+  for (int64_t k = 0; k < kc; k += DL_VL) {
+    const int kn = kc - k < DL_VL ? (int)(kc - k) : DL_VL;
+    for (int64_t rb = 0; rb < nrb; rb++) {
+      vf t[DL_VL];
+      for (int i = 0; i < DL_VL; i++) {
+        const int64_t r = rb * DL_VL + i;
+        t[i] = r >= nrows ? vf_zero() : kn == DL_VL ? vf_load(src + r * rs + k) : vf_load_n(src + r * rs + k, kn);
+      }
+      vf_transpose(t);
+      for (int l = 0; l < kn; l++) vf_store(dst + (k + l) * NR + rb * DL_VL, t[l]);
+    }
+  }
+}
+
+// The GEMM, BLIS-style, over MR x NR tiles of a padded buffer C[g][MRp][JP], in one of two orientations:
+//   IM2COL: rows o (A = dy), columns j = r*Cg + c (B = im2col^T, from dw_get_b, or a plain transposed copy of x
+//           for an unpadded 1x1 stride-1 conv);
+//   XROWS:  unpadded 1x1 stride-1 convs with more input than output channels: rows c (A = x), columns o (B =
+//           dy^T). The packed operand (B) is the one with fewer channels, so packing costs less per multiply-add.
+// When the images have >= 128 output pixels, K blocks stay inside one image and the micro-kernel broadcasts A
+// straight from the rows of dy (or x): only B is packed. Otherwise (7x7 layers) A is dy packed per K block.
+// A unit of work is (group, chunk of column tiles, block of row panels); per K block it packs its B chunk into L2
+// and accumulates into its part of C, which stays in L2 across K blocks. Threads share the units (each with the
+// whole reduction, no partial sums) or, when units would leave threads idle, split the K blocks and each computes
+// every unit into a private C; dw_finish then sums and permutes into OIHW.
+#define DW_KC 512           // pixels per K block, at most
+#define DW_BCHUNK (384 << 10) // bytes of B panels per unit and K block
+#define DW_NMP 64           // row panels per unit, at most
+
+enum { DW_IM2COL, DW_XROWS };
 
 typedef struct {
   dw_geom s;
   float *dw;
-  int64_t nt, JP, MRp;       // column tiles per group, padded C width and height
-  int64_t njc, nct, nmc, npb; // column chunks x tiles each, row blocks x panels each
-  int64_t nunits;
+  int mode, a_direct, b_plain;
+  int64_t M, JC;                     // GEMM rows and columns per group
+  int64_t nmp, nt, MRp, JP;
+  int64_t kcb, nbi, nblk;            // K block length; blocks per image (a_direct); blocks in all
+  int64_t njc, nct, nmc, npb, nunits;
   int ksplit;
   atomic_llong next;
-  float *c;                   // the shared C (unit split)
-  float *part[DL_MAX_THREADS]; // private Cs (pixel split), NULL for threads without pixels
+  float *c;                          // the shared C (unit split)
+  float *part[DL_MAX_THREADS];       // private Cs (K split), NULL for threads without blocks
 } dw_ctx;
 
-static void dw_unit(const dw_ctx *d, int64_t u, int64_t ka, int64_t kb, float *C, float *abuf, float *bbuf) {
+/** Rows [k0, k0 + kc) of the reduction: block b. n is the image when the block lies inside one (a_direct). */
+static void dw_block(const dw_ctx *d, int64_t b, int64_t *n, int64_t *p0, int64_t *k0, int64_t *kc) {
+  const int64_t P = d->s.P, K = d->s.K;
+  if (d->a_direct) {
+    *n = b / d->nbi;
+    *p0 = (b % d->nbi) * d->kcb;
+    *kc = P - *p0 < d->kcb ? P - *p0 : d->kcb;
+    *k0 = *n * P + *p0;
+  } else {
+    *n = *p0 = 0;
+    *k0 = b * d->kcb;
+    *kc = K - *k0 < d->kcb ? K - *k0 : d->kcb;
+  }
+}
+
+/** Blocks [b0, b1) of unit u into C (accumulating after the first). */
+static void dw_unit(const dw_ctx *d, int64_t u, int64_t b0, int64_t b1, float *C, float *abuf, float *bbuf) {
   const dw_geom *s = &d->s;
-  const int64_t MR = s->MR, NR = s->NR;
+  const dl_conv2d_params *p = s->p;
+  const int64_t MR = s->MR, NR = s->NR, M = d->M;
   const int64_t g = u / (d->njc * d->nmc), jc = u / d->nmc % d->njc, mc = u % d->nmc;
   const int64_t t0 = jc * d->nct, t1 = t0 + d->nct < d->nt ? t0 + d->nct : d->nt;
-  const int64_t p0 = mc * d->npb, p1 = p0 + d->npb < s->nmp ? p0 + d->npb : s->nmp;
+  const int64_t q0 = mc * d->npb, q1 = q0 + d->npb < d->nmp ? q0 + d->npb : d->nmp;  // row panels
   float *Cg = C + g * d->MRp * d->JP;
   dw_bctx bc = {s, 0};
-  for (int64_t k0 = ka; k0 < kb; k0 += DW_KC) {
-    const int64_t kc = kb - k0 < DW_KC ? kb - k0 : DW_KC;
+  for (int64_t b = b0; b < b1; b++) {
+    int64_t n, p0, k0, kc;
+    dw_block(d, b, &n, &p0, &k0, &kc);
+    // B panels of this unit's tiles
     for (int64_t t = t0; t < t1; t++) {
-      int64_t ldb, j0 = t * NR, nr = s->J - j0 < NR ? s->J - j0 : NR;
-      dw_get_b(&bc, g, j0, nr, k0, kc, bbuf + (t - t0) * DW_KC * NR, &ldb);
+      const int64_t j0 = t * NR, nr = d->JC - j0 < NR ? d->JC - j0 : NR;
+      float *dst = bbuf + (t - t0) * d->kcb * NR;
+      int64_t ldb;
+      if (d->mode == DW_XROWS) pack_t(s->dy + (n * p->O + g * s->Og + j0) * s->P + p0, s->P, nr, kc, dst, NR);
+      else if (d->b_plain) pack_t(s->x + (n * p->C + g * s->Cg + j0) * s->P + p0, s->P, nr, kc, dst, NR);
+      else dw_get_b(&bc, g, j0, nr, k0, kc, dst, &ldb);
     }
-    pack_dy(s, g, p0 * MR, p1 * MR, k0, k0 + kc, abuf, DW_KC);
-    for (int64_t mp = p0; mp < p1; mp++)
-      for (int64_t t = t0; t < t1; t++)
-        dl_gemm_tile(kc, abuf + (mp - p0) * DW_KC * MR, bbuf + (t - t0) * DW_KC * NR, NR,
-                     Cg + mp * MR * d->JP + t * NR, d->JP, k0 > ka);
+    if (!d->a_direct) pack_dy(s, g, q0 * MR, q1 * MR, k0, k0 + kc, abuf, d->kcb);
+    const float *abase = d->mode == DW_XROWS ? s->x + (n * p->C + g * s->Cg) * s->P + p0
+                                             : s->dy + (n * p->O + g * s->Og) * s->P + p0;
+    for (int64_t mp = q0; mp < q1; mp++) {
+      const float *rows[16];
+      for (int64_t i = 0; i < MR; i++) {
+        const int64_t m = mp * MR + i < M ? mp * MR + i : M - 1;  // padding rows repeat a real one (never read)
+        rows[i] = abase + m * s->P;
+      }
+      for (int64_t t = t0; t < t1; t++) {
+        const int64_t j0 = t * NR, nr = d->JC - j0 < NR ? d->JC - j0 : NR;
+        const int nv = (int)((nr + DL_VL - 1) / DL_VL);
+        const float *bp = bbuf + (t - t0) * d->kcb * NR;
+        float *ct = Cg + mp * MR * d->JP + j0;
+        if (d->a_direct) dl_gemm_tile_rows(nv, kc, rows, bp, NR, ct, d->JP, b > b0);
+        else dl_gemm_tile(nv, kc, abuf + (mp - q0) * d->kcb * MR, bp, NR, ct, d->JP, b > b0);
+      }
+    }
   }
 }
 
 static void dw_task(void *arg, int ith, int nth) {
   dw_ctx *d = arg;
   const dw_geom *s = &d->s;
-  float *bbuf = dl_scratch(0, (size_t)(d->nct * DW_KC * s->NR) * sizeof(float) + 64);
-  float *abuf = dl_scratch(2, (size_t)(d->npb * DW_KC * s->MR) * sizeof(float) + 64);
+  float *bbuf = dl_scratch(0, (size_t)(d->nct * d->kcb * s->NR) * sizeof(float) + 64);
+  float *abuf = d->a_direct ? NULL : dl_scratch(2, (size_t)(d->npb * d->kcb * s->MR) * sizeof(float) + 64);
   if (d->ksplit) {
-    int64_t k0, k1;
-    dl_split(s->K, ith, nth, &k0, &k1);
+    int64_t b0, b1;
+    dl_split(d->nblk, ith, nth, &b0, &b1);
     d->part[ith] = NULL;
-    if (k1 <= k0) return;
+    if (b1 <= b0) return;
     float *C = dl_scratch(3, (size_t)(s->G * d->MRp * d->JP) * sizeof(float) + 64);
-    for (int64_t u = 0; u < d->nunits; u++) dw_unit(d, u, k0, k1, C, abuf, bbuf);
+    for (int64_t u = 0; u < d->nunits; u++) dw_unit(d, u, b0, b1, C, abuf, bbuf);
     d->part[ith] = C;
     return;
   }
-  for (int64_t u; (u = atomic_fetch_add(&d->next, 1)) < d->nunits;) dw_unit(d, u, 0, s->K, d->c, abuf, bbuf);
+  for (int64_t u; (u = atomic_fetch_add(&d->next, 1)) < d->nunits;) dw_unit(d, u, 0, d->nblk, d->c, abuf, bbuf);
 }
 
-// dw[g][o][c][r] = sum over the Cs t of C_t[g][o][r*Cg + c]; threads over rows (g, o).
+// dw[g][o][c][r] = sum over the Cs of C[g][o][r*Cg + c] (IM2COL) or C[g][c][o] (XROWS); threads over rows (g, o).
 static void dw_finish_task(void *arg, int ith, int nth) {
   const dw_ctx *d = arg;
   const dw_geom *s = &d->s;
@@ -468,8 +531,11 @@ static void dw_finish_task(void *arg, int ith, int nth) {
     int first = 1;
     for (int t = 0; t < DL_MAX_THREADS; t++) {
       if (!d->part[t]) continue;
-      const float *pt = d->part[t] + (g * d->MRp + o) * d->JP;
-      if (KHW == 1) {
+      const float *Cg_ = d->part[t] + g * d->MRp * d->JP;
+      if (d->mode == DW_XROWS) {
+        for (int64_t c = 0; c < Cg; c++) out[c] = first ? Cg_[c * d->JP + o] : out[c] + Cg_[c * d->JP + o];
+      } else if (KHW == 1) {
+        const float *pt = Cg_ + o * d->JP;
         int64_t j = 0;
         if (first)
           for (; j + DL_VL <= J; j += DL_VL) vf_store(out + j, vf_load(pt + j));
@@ -477,6 +543,7 @@ static void dw_finish_task(void *arg, int ith, int nth) {
           for (; j + DL_VL <= J; j += DL_VL) vf_store(out + j, vf_load(out + j) + vf_load(pt + j));
         for (; j < J; j++) out[j] = first ? pt[j] : out[j] + pt[j];
       } else {
+        const float *pt = Cg_ + o * d->JP;
         for (int64_t r = 0; r < KHW; r++)
           for (int64_t c = 0; c < Cg; c++) {
             const float v = pt[r * Cg + c];
@@ -527,28 +594,52 @@ void dl_conv2d_bwd_weight(const dl_conv2d_params *p, const float *x, const float
     dl_conv2d_bwd_weight_ref(p, x, dy, dw, NULL);
     return;
   }
-  dw_ctx d = {.s = {.p = p, .dy = dy, .G = G, .Cg = Cg, .Og = Og, .KHW = KHW, .P = P, .K = p->N * P,
+  dw_ctx d = {.s = {.p = p, .dy = dy, .x = x, .G = G, .Cg = Cg, .Og = Og, .KHW = KHW, .P = P, .K = p->N * P,
                     .J = KHW * Cg, .MR = dl_gemm_mr(), .NR = dl_gemm_nr()},
               .dw = dw};
   dw_geom *s = &d.s;
-  s->nmp = (Og + s->MR - 1) / s->MR;
-  d.nt = (s->J + s->NR - 1) / s->NR;
-  d.JP = d.nt * s->NR;
-  d.MRp = s->nmp * s->MR;
-  // equal-sized chunks of at most DW_NCT tiles / DW_NMP panels (the last may be shorter)
-  d.njc = (d.nt + DW_NCT - 1) / DW_NCT;
-  d.nct = (d.nt + d.njc - 1) / d.njc;
-  d.nmc = (s->nmp + DW_NMP - 1) / DW_NMP;
-  d.npb = (s->nmp + d.nmc - 1) / d.nmc;
-  // with a VL-row transpose in pack_dy, a block of panels must cover whole VL-row groups unless it is the last
-  if ((d.npb * s->MR) % DL_VL) d.npb = (d.npb * s->MR + DL_VL - 1) / DL_VL * DL_VL / s->MR;
-  d.nmc = (s->nmp + d.npb - 1) / d.npb;
-  d.nunits = G * d.njc * d.nmc;
-  dl_conv_src_init(p, x, &s->src);
-  const double macs = (double)G * Og * s->J * s->K;
+  const int64_t MR = s->MR, NR = s->NR;
+  const int plain_1x1 = KHW == 1 && p->stride_h == 1 && p->stride_w == 1 && p->pad_h == 0 && p->pad_w == 0 &&
+                        p->OH == p->H && p->OW == p->W;
+  d.a_direct = P >= 128;
+  d.mode = d.a_direct && plain_1x1 && Cg > Og ? DW_XROWS : DW_IM2COL;
+  d.b_plain = d.a_direct && plain_1x1;
+  d.M = d.mode == DW_XROWS ? Cg : Og;
+  d.JC = d.mode == DW_XROWS ? Og : s->J;
+  d.nmp = (d.M + MR - 1) / MR;
+  d.nt = (d.JC + NR - 1) / NR;
+  d.MRp = d.nmp * MR;
+  d.JP = d.nt * NR;
+  s->nmp = d.nmp;  // pack_dy's zero rows (IM2COL)
+  if (d.a_direct) {
+    d.nbi = (P + DW_KC - 1) / DW_KC;
+    d.kcb = (P + d.nbi - 1) / d.nbi;
+    d.nblk = p->N * d.nbi;
+  } else {
+    d.nblk = (s->K + DW_KC - 1) / DW_KC;
+    d.kcb = (s->K + d.nblk - 1) / d.nblk;
+  }
+  // Units: all row panels together up to 512 rows (B, the costly operand to pack, is then packed once per 512
+  // rows), column chunks whose B panels fit DW_BCHUNK, made smaller until there are >= 4 units per thread.
+  if (!d.b_plain && d.mode == DW_IM2COL) dl_conv_src_init(p, x, &s->src);
+  const double macs = (double)G * d.M * d.JC * s->K;
   int nth = dl_threads_for((int64_t)(macs / (1 << 20)), 1);
-  // Few units for the threads (early layers: 64 channels, 3136 pixels per image): split the pixels instead.
-  d.ksplit = nth > 1 && d.nunits < 4 * nth && s->K >= 2 * DW_KC * nth;
+  d.nmc = (d.nmp + DW_NMP - 1) / DW_NMP;
+  d.npb = (d.nmp + d.nmc - 1) / d.nmc;
+  int64_t nct = DW_BCHUNK / (d.kcb * NR * 4);
+  if (nct < 1) nct = 1;
+  d.njc = (d.nt + nct - 1) / nct;
+  if (G * d.njc * d.nmc < 4 * nth) {
+    int64_t want = (4 * nth + G * d.nmc - 1) / (G * d.nmc);
+    d.njc = want < d.nt ? want : d.nt;
+  }
+  d.nct = (d.nt + d.njc - 1) / d.njc;
+  d.njc = (d.nt + d.nct - 1) / d.nct;
+  d.nunits = G * d.njc * d.nmc;
+  // Units that would leave threads idle (< 85% busy; e.g. early layers: 64 channels, 1-3 units) and enough K
+  // blocks to share: split the K blocks instead.
+  const int64_t rounds = (d.nunits + nth - 1) / nth;
+  d.ksplit = nth > 1 && (double)d.nunits / (double)(rounds * nth) < 0.85 && d.nblk >= 2 * nth;
   atomic_init(&d.next, 0);
   if (!d.ksplit) {
     d.c = dl_scratch(3, (size_t)(G * d.MRp * d.JP) * sizeof(float) + 64);

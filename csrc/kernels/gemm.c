@@ -117,9 +117,75 @@ static const ukernel_fn ukernels[5] = {
 #endif
 };
 
-void dl_gemm_tile(int64_t kc, const float *a, const float *b, int64_t ldb, float *c, int64_t ldc, int accumulate) {
+void dl_gemm_tile(int nv, int64_t kc, const float *a, const float *b, int64_t ldb, float *c, int64_t ldc,
+                  int accumulate) {
   tile_io io = {NULL, c, ldc, 1, 0, NULL, accumulate ? c : NULL, 1.0f};
-  ukernels[NV](kc, a, b, ldb, &io);
+  ukernels[nv](kc, a, b, ldb, &io);
+}
+
+// The same tile with A read in place: row i is rows[i][0..kc) (a row of dy or x), broadcast one k at a time.
+DL_INLINE void ukernel_rows(const int nv, int64_t kc, const float *const *rows, const float *restrict b, int64_t ldb,
+                            float *c, int64_t ldc, int accumulate) {
+  const float *r[MR];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; i++) r[i] = rows[i];
+  vf acc[MR][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+    for (int v = 0; v < nv; v++) acc[i][v] = vf_zero();
+  for (int64_t k = 0; k < kc; k++) {
+    vf bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < nv; v++) bv[v] = vf_load(b + v * DL_VL);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+      for (int v = 0; v < nv; v++) acc[i][v] = r[i][k] * bv[v] + acc[i][v];
+    b += ldb;
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; i++)
+#pragma GCC unroll 4
+    for (int v = 0; v < nv; v++) {
+      vf o = acc[i][v];
+      if (accumulate) o += vf_load(c + i * ldc + v * DL_VL);
+      vf_store(c + i * ldc + v * DL_VL, o);
+    }
+}
+
+typedef void (*ukernel_rows_fn)(int64_t, const float *const *, const float *, int64_t, float *, int64_t, int);
+#define UKERNEL_ROWS_NV(n)                                                                                   \
+  static void ukernel_rows_##n(int64_t kc, const float *const *rows, const float *b, int64_t ldb, float *c,  \
+                               int64_t ldc, int accumulate) {                                                \
+    ukernel_rows(n, kc, rows, b, ldb, c, ldc, accumulate);                                                   \
+  }
+UKERNEL_ROWS_NV(1)
+#if NV >= 2
+UKERNEL_ROWS_NV(2)
+#endif
+#if NV >= 3
+UKERNEL_ROWS_NV(3)
+#endif
+#if NV >= 4
+UKERNEL_ROWS_NV(4)
+#endif
+static const ukernel_rows_fn ukernels_rows[5] = {
+  NULL, ukernel_rows_1,
+#if NV >= 2
+  ukernel_rows_2,
+#endif
+#if NV >= 3
+  ukernel_rows_3,
+#endif
+#if NV >= 4
+  ukernel_rows_4,
+#endif
+};
+
+void dl_gemm_tile_rows(int nv, int64_t kc, const float *const *rows, const float *b, int64_t ldb, float *c,
+                       int64_t ldc, int accumulate) {
+  ukernels_rows[nv](kc, rows, b, ldb, c, ldc, accumulate);
 }
 
 void dl_gemm_pack_a(int64_t M, int64_t K, const float *a, int64_t rs, int64_t cs, float alpha, float *ap) {

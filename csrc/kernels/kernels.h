@@ -27,6 +27,7 @@
 #define dl_gemm_nr DL_RENAME(dl_gemm_nr)
 #define dl_gemm_pack_a DL_RENAME(dl_gemm_pack_a)
 #define dl_gemm_tile DL_RENAME(dl_gemm_tile)
+#define dl_gemm_tile_rows DL_RENAME(dl_gemm_tile_rows)
 #define dl_batchnorm DL_RENAME(dl_batchnorm)
 #define dl_batchnorm_ref DL_RENAME(dl_batchnorm_ref)
 #define dl_batchnorm_stats DL_RENAME(dl_batchnorm_stats)
@@ -171,10 +172,14 @@ void dl_gemm_pack_a(int64_t M, int64_t K, const float *a, int64_t rs, int64_t cs
 /** Run the job on the pool. */
 void dl_gemm_run(const dl_gemm_job *job);
 /**
- * One full MR x NR tile on the calling thread: c (row stride ldc) = [c +] a b, a one packed A panel ([kc][MR]),
- * b a B panel of kc rows with stride ldb (NR columns). For drivers other than dl_gemm_run (conv_bwd.c).
+ * One MR x (nv*VL) tile on the calling thread (1 <= nv <= NR/VL): c (row stride ldc) = [c +] a b, with a one
+ * packed A panel ([kc][MR]) and b a B panel of kc rows with stride ldb. For drivers other than dl_gemm_run
+ * (conv_bwd.c). The _rows variant reads A in place: row i is rows[i][0..kc).
  */
-void dl_gemm_tile(int64_t kc, const float *a, const float *b, int64_t ldb, float *c, int64_t ldc, int accumulate);
+void dl_gemm_tile(int nv, int64_t kc, const float *a, const float *b, int64_t ldb, float *c, int64_t ldc,
+                  int accumulate);
+void dl_gemm_tile_rows(int nv, int64_t kc, const float *const *rows, const float *b, int64_t ldb, float *c,
+                       int64_t ldc, int accumulate);
 
 // ---- how convolutions read x (conv.c; shared with conv_bwd.c) ------------------------------------------------
 

@@ -14,10 +14,11 @@
 
 import { Tensor } from '../tensor/tensor.js';
 import { zeros } from '../tensor/creation.js';
+import { noGrad } from '../tensor/autograd.js';
 import { conv2dParams } from '../ops/conv.js';
 import { maxPool2dParams } from '../ops/pool.js';
 import { describe, expectInt } from '../ops/check.js';
-import { Module } from '../nn/module.js';
+import { Module, hasInstanceForward } from '../nn/module.js';
 import { skipInit } from '../nn/init.js';
 import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Identity, Linear, MaxPool2d, ReLU } from '../nn/layers.js';
 import { GELU, LeakyReLU, Mish, QuickGELU, ReLU6, ReLUSquared, SiLU, Sigmoid, Tanh } from '../nn/activation.js';
@@ -169,7 +170,7 @@ function tensorBytes(v: unknown): number {
 /**
  * Summarise `model` (or an HF ResNetConfig, built as ResNetForImageClassification without drawing initial values:
  * nn/init.ts skipInit; build a torchvision arch the same way, `summary(skipInit(() => resnet50()))`) on a zero input of
- * [batch, ...inputShape]. The model runs in eval mode and is left as it was (modes, hooks, forwards).
+ * [batch, ...inputShape]. The model runs in eval mode without gradients and is left as it was (modes, hooks, forwards).
  */
 export function summary(model: Module | ResNetConfig, o: SummaryOptions = {}): Summary {
   if (model instanceof ResNetConfig) model = skipInit(() => new ResNetForImageClassification(model as ResNetConfig)); // shapes only: no random draws
@@ -184,16 +185,16 @@ export function summary(model: Module | ResNetConfig, o: SummaryOptions = {}): S
   let activationsBytes = 0;
 
   const modes = named.map(([, m]) => m.training);
-  const patched: [Module, PropertyDescriptor | undefined][] = [];
+  const patched: Module[] = [];
   const handles: { remove(): void }[] = [];
   let output: unknown;
   try {
     root.eval();
     if (!o.compute) {
       for (const [, m] of named) {
-        const f = shapeForward(m);
+        const f = hasInstanceForward(m) ? null : shapeForward(m); // hooks or a caller's patch: run what is there
         if (!f) continue;
-        patched.push([m, Object.getOwnPropertyDescriptor(m, 'forward')]);
+        patched.push(m);
         Object.defineProperty(m, 'forward', { value: f, writable: true, configurable: true, enumerable: false });
       }
     }
@@ -207,13 +208,10 @@ export function summary(model: Module | ResNetConfig, o: SummaryOptions = {}): S
         if (leaf) activationsBytes += tensorBytes(out);
       }));
     }
-    output = root.forward(zeros([batch, ...chw]));
+    output = noGrad(() => root.forward(zeros([batch, ...chw])));
   } finally {
     for (const h of handles.reverse()) h.remove();
-    for (const [m, d] of patched.reverse()) {
-      if (d) Object.defineProperty(m, 'forward', d);
-      else delete (m as { forward?: unknown }).forward;
-    }
+    for (const m of patched) delete (m as { forward?: unknown }).forward;
     named.forEach(([, m], i) => (m.training = modes[i]));
   }
 

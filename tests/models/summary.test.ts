@@ -102,7 +102,13 @@ test('shape-only rows equal the rows of a real forward; the model is left as it 
   model.eval();
   const x = randn([1, 3, 32, 32], { generator: new Generator(1) });
   const before = model.forward(x) as Tensor;
-  summary(model, { inputShape: [3, 32, 32] });
+  // a caller's hook is kept and sees the summary's forward (its module runs for real)
+  const seen: number[][] = [];
+  const h = model.fc.registerForwardHook((_m, _i, out) => void seen.push([...(out as Tensor).shape]));
+  assert.equal(summary(model, { inputShape: [3, 32, 32] }).rows.find((r) => r.name === 'fc')!.macs, 512 * 10);
+  assert.deepEqual(seen, [[1, 10]]);
+  assert.ok(model.fc.hasHooks());
+  h.remove();
   assertUntouched(model, model.modules().map(() => false));
   assert.deepEqual((model.forward(x) as Tensor).toArray(), before.toArray(), 'the fused forward gives the same logits');
 });
