@@ -7,7 +7,7 @@
 // Layers, bottom up: tensor (Tensor, creation, random), backend (selection and info), ops (functional math),
 // nn (Module, layers, init, fusion), io (safetensors, npy), models (torchvision and Hugging Face families),
 // data (readImage, transforms, the ImageClassification preset, HF's ConvNextImageProcessor; datasets, DataLoader,
-// augmentation), optim (SGD, AdamW, LR schedules).
+// augmentation), optim (SGD, AdamW, LR schedules), train (fit, evaluate, fine-tuning helpers, checkpoints).
 
 export { Tensor } from './tensor/tensor.js';
 export type { DType } from './tensor/dtype.js';
@@ -40,3 +40,6 @@ export { FashionMNIST, FASHION_MNIST_CLASSES, FASHION_MNIST_ROOT, type FashionMN
 export { ImageFolder, IMG_EXTENSIONS, type ImageFolderOptions } from './data/image-folder.js';
 export * as augment from './data/augment.js';
 export { RandomResizedCrop, RandomCrop, RandomHorizontalFlip, buildTransform, type TransformSpec } from './data/augment.js';
+export * from './infer/index.js';
+export * as train from './train/index.js';
+export { fit, evaluate, replaceHead, freezeBackbone, paramGroups, saveCheckpoint, loadCheckpoint, type TrainCheckpoint, type FitOptions, type EvalResult } from './train/index.js';

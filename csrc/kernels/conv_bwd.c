@@ -87,31 +87,42 @@ int64_t dl_conv2d_bwd_data_packed_size(const dl_conv2d_params *p) {
   return total;
 }
 
-// Per phase, per group: the (Cg x Og*T) matrix wt[c][o*T + t] = w[o][c][kh(t)][kw(t)], packed as conv.c's A.
+// Per phase, per group: conv.c's packed A for the (Cg x Og*T) matrix wt[c][o*T + t] = w[o][c][kh(t)][kw(t)]:
+// row panels of MR channels, [k][MR] inside a panel, rows past Cg zero (dl_gemm_pack_a's layout). Written in one
+// pass, panel by panel.
 void dl_conv2d_bwd_data_pack(const dl_conv2d_params *p, const float *w, float *packed) {
   const int64_t G = p->groups, Cg = p->C / G, Og = p->O / G, KHW = p->KH * p->KW, MR = dl_gemm_mr();
-  float *wt = malloc((size_t)(Cg * Og * KHW) * sizeof(float) + 64);
-  if (!wt) abort();
+  const int64_t nmp = (Cg + MR - 1) / MR;
   for (int64_t rh = 0; rh < p->stride_h; rh++) {
     phase_dim fh = phase_of(rh, p->H, p->KH, p->stride_h, p->pad_h, p->dilation_h);
     for (int64_t rw = 0; rw < p->stride_w; rw++) {
       phase_dim fw = phase_of(rw, p->W, p->KW, p->stride_w, p->pad_w, p->dilation_w);
       if (!phase_live(&fh, &fw)) continue;
-      const int64_t T = fh.n * fw.n, Kp = Og * T, per = (Cg + MR - 1) / MR * MR * Kp;
+      const int64_t T = fh.n * fw.n, Kp = Og * T, per = nmp * MR * Kp;
+      int64_t small[256], *taps = T <= 256 ? small : malloc((size_t)T * sizeof(int64_t));  // tap t -> kh*KW + kw
+      if (!taps) abort();
+      for (int64_t th = 0; th < fh.n; th++)
+        for (int64_t tw = 0; tw < fw.n; tw++)
+          taps[th * fw.n + tw] = (fh.k_last - th * fh.kstep) * p->KW + fw.k_last - tw * fw.kstep;
       for (int64_t g = 0; g < G; g++) {
-        for (int64_t c = 0; c < Cg; c++)
-          for (int64_t o = 0; o < Og; o++)
-            for (int64_t th = 0; th < fh.n; th++)
-              for (int64_t tw = 0; tw < fw.n; tw++) {
-                int64_t kh = fh.k_last - th * fh.kstep, kw = fw.k_last - tw * fw.kstep;
-                wt[c * Kp + o * T + th * fw.n + tw] = w[((g * Og + o) * Cg + c) * KHW + kh * p->KW + kw];
-              }
-        dl_gemm_pack_a(Cg, Kp, wt, Kp, 1, 1.0f, packed + g * per);
+        float *pg = packed + g * per;
+        if (Cg % MR)  // zero rows of the last panel
+          for (int64_t k = 0; k < Kp; k++)
+            for (int64_t i = Cg % MR; i < MR; i++) pg[((nmp - 1) * Kp + k) * MR + i] = 0;
+        for (int64_t mp = 0; mp < nmp; mp++) {  // panel by panel: sequential writes, MR*KHW-float reads per o
+          const int64_t c0 = mp * MR, mr = Cg - c0 < MR ? Cg - c0 : MR;
+          float *dst = pg + mp * Kp * MR;
+          for (int64_t o = 0; o < Og; o++) {
+            const float *wo = w + ((g * Og + o) * Cg + c0) * KHW;
+            for (int64_t t = 0; t < T; t++, dst += MR)
+              for (int64_t i = 0; i < mr; i++) dst[i] = wo[i * KHW + taps[t]];
+          }
+        }
       }
+      if (taps != small) free(taps);
       packed += G * per;
     }
   }
-  free(wt);
 }
 
 typedef struct {

@@ -236,9 +236,18 @@ export function makeNativeBackend(addon: unknown): Backend {
     const isa = a.isa();
     const hit = packs.get(pack.key);
     if (hit && hit.version === pack.version && hit.geometry === geometry && hit.isa === isa) return hit.packed;
-    const buf = new Float32Array(a.conv2dPackedSize(params));
-    a.conv2dPack(params, w, buf);
-    packs.set(pack.key, { version: pack.version, geometry, isa, packed: buf });
+    return repack(packs, hit, pack, geometry, isa, a.conv2dPackedSize(params), (buf) => a.conv2dPack(params, w, buf));
+  }
+
+  /**
+   * Pack into the entry's buffer when it has the right size (training bumps every weight's version each step, and
+   * fresh memory would cost a page fault per 4 KB), else into a new one.
+   */
+  function repack(cache: WeakMap<object, PackEntry>, hit: PackEntry | undefined, pack: PackKey, geometry: string, isa: string,
+    size: number, fill: (buf: Float32Array) => void): Float32Array {
+    const buf = hit && hit.packed.length === size ? hit.packed : new Float32Array(size);
+    fill(buf);
+    cache.set(pack.key, { version: pack.version, geometry, isa, packed: buf });
     return buf;
   }
 
@@ -249,10 +258,7 @@ export function makeNativeBackend(addon: unknown): Backend {
     const isa = a.isa();
     const hit = bwdPacks.get(pack.key);
     if (hit && hit.version === pack.version && hit.geometry === geometry && hit.isa === isa) return hit.packed;
-    const buf = new Float32Array(a.conv2dBackwardDataPackedSize(params));
-    a.conv2dBackwardDataPack(params, w, buf);
-    bwdPacks.set(pack.key, { version: pack.version, geometry, isa, packed: buf });
-    return buf;
+    return repack(bwdPacks, hit, pack, geometry, isa, a.conv2dBackwardDataPackedSize(params), (buf) => a.conv2dBackwardDataPack(params, w, buf));
   }
 
   function fillPool(p: Pool2dParams): Float64Array {

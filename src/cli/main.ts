@@ -11,8 +11,12 @@ import { benchCommand } from './bench.js';
 import { inspectCommand } from './inspect.js';
 import { convertCommand } from './convert.js';
 import { summaryCommand } from './summary.js';
+import { trainCommand } from './train.js';
+import { evalCommand } from './eval.js';
+import { predictCommand } from './predict.js';
+import { embedCommand } from './embed.js';
 
-const commands: Command[] = [runCommand, benchCommand, inspectCommand, convertCommand, summaryCommand];
+const commands: Command[] = [runCommand, benchCommand, inspectCommand, convertCommand, summaryCommand, predictCommand, embedCommand, trainCommand, evalCommand];
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string };

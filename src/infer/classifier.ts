@@ -11,7 +11,7 @@
 // `config`), else ImageNet's V1 preset; the labels, the entry's categories or config.json's id2label, else
 // "class N". Inputs are paths, encoded bytes or decoded RgbImages; each gets its own result, and an input that cannot
 // be read or decoded gets an error naming it while the others are answered. Batches of batchSize are decoded in a
-// worker thread (decode.ts) while the previous batch computes; results come in input order.
+// worker thread (decode.ts), the next batch while this one computes; results come in input order.
 
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -19,6 +19,7 @@ import { Tensor } from '../tensor/tensor.js';
 import { noGrad } from '../tensor/autograd.js';
 import { Module } from '../nn/module.js';
 import { Linear } from '../nn/layers.js';
+import { skipInit } from '../nn/init.js';
 import { DownloadError, hfHubDownload } from '../io/hub.js';
 import type { ReadImageOptions } from '../data/image.js';
 import { ConvNextImageProcessor } from '../data/hf-processor.js';
@@ -211,6 +212,7 @@ export class Classifier {
    */
   async *#run(inputs: InferInput | readonly InferInput[], compute: (x: Tensor) => Tensor): AsyncGenerator<{ item: Item; error?: string; row?: Float32Array }> {
     const list = Array.isArray(inputs) ? (inputs as readonly InferInput[]) : [inputs as InferInput];
+    this.model.eval(); // again: the caller may have switched the model to training since
     const items = list.map((input, i) => ({ input, name: inputName(input, i) }));
     const batches: Item[][] = [];
     for (let i = 0; i < items.length; i += this.batchSize) batches.push(items.slice(i, i + this.batchSize));
@@ -304,7 +306,11 @@ export async function createClassifier(o: ClassifierOptions = {}): Promise<Class
     let numClasses = o.numClasses;
     const fc = r?.family === 'torchvision' && !r.weights ? r.stateDict.get('fc.weight') : undefined;
     if (numClasses === undefined && o.arch && fc?.ndim === 2) numClasses = fc.shape[0]; // a fine-tuned head
-    model = buildModel({ arch: o.arch, config: o.config, numClasses, seed: o.seed, warn }, r);
+    const build = () => buildModel({ arch: o.arch, config: o.config, numClasses, seed: o.seed, warn }, r);
+    // a strict load overwrites every parameter and buffer (or throws): drawing random initial values first is wasted
+    // time (most of it, for a big model); HF folders load leniently (missing keys stay initialised), so they draw
+    const strict = r !== null && r.kind !== 'hf-folder' && r.kind !== 'hf-hub';
+    model = strict ? skipInit(build) : build();
   }
   const preprocess = o.preprocess !== undefined ? toSpec(o.preprocess) : await choosePreprocess(o, r, warn);
   const labels = o.labels !== undefined ? [...o.labels] : labelsOf(model, r);

@@ -1,8 +1,11 @@
 // Whole-model gradients in training mode against PyTorch: torchvision resnet18, resnet50 and resnext50_32x4d
-// (num_classes 10, inputs 2x3x64x64) and Hugging Face basic and bottleneck configs (hf_reference.py, 2x3x32x32)
-// with cross entropy, plus HF's multi-label (BCE) and regression (MSE) losses. scripts/fixtures/make_grad.py saves
-// each seeded model with torch.save (read here with readPthSync + extractStateDict), and one train-mode step: logits,
-// loss, every parameter's .grad and every BatchNorm buffer after the step.
+// (num_classes 10, inputs 2x3x64x64; resnet18 also 2x3x40x40 for the js backend) and Hugging Face basic and
+// bottleneck configs (hf_reference.py, 2x3x64x64) with cross entropy, plus HF's multi-label (BCE) and regression
+// (MSE) losses. scripts/fixtures/make_grad.py saves each seeded model with torch.save (read here with readPthSync +
+// extractStateDict), and one train-mode step: logits, loss, every parameter's .grad and every BatchNorm buffer after
+// the step. The maker only keeps well-conditioned cases (PyTorch's own float32 and float64 gradients agree within
+// 1e-4; see its header for why ResNet-50 needs smaller residual-branch gammas for that), so 1e-3 measures our
+// arithmetic, not on which side of a ReLU kink float32 rounding lands.
 //
 // Rule, per tensor: max|ours - torch| <= 1e-3 * max|torch| for logits, loss and each parameter's gradient (the
 // issue's "within 1e-3 relative"); running_mean / running_var within 1e-5 * max|torch| (they are batch means and
@@ -26,13 +29,13 @@ import { backends, compare, fixture } from '../helpers.js';
 interface Case { name: string; tag: string; on: BackendName[] }
 const CASES: Case[] = [
   { name: 'resnet18', tag: 's64', on: ['native'] },
-  { name: 'resnet18', tag: 's32', on: ['js', 'native'] },
+  { name: 'resnet18', tag: 's40', on: ['js', 'native'] },
   { name: 'resnet50', tag: 's64', on: ['native'] },
   { name: 'resnext50_32x4d', tag: 's64', on: ['native'] },
-  { name: 'hf_basic', tag: 's32', on: ['js', 'native'] },
-  { name: 'hf_bottleneck', tag: 's32', on: ['js', 'native'] },
-  { name: 'hf_multilabel', tag: 's32', on: ['native'] },
-  { name: 'hf_regression', tag: 's32', on: ['native'] },
+  { name: 'hf_basic', tag: 's64', on: ['js', 'native'] },
+  { name: 'hf_bottleneck', tag: 's64', on: ['js', 'native'] },
+  { name: 'hf_multilabel', tag: 's64', on: ['native'] },
+  { name: 'hf_regression', tag: 's64', on: ['native'] },
 ];
 
 /** max|a - b| / max|b| over one tensor. */
