@@ -73,7 +73,13 @@ static dl_conv2d_params phase_params(const dl_conv2d_params *p, const phase_dim 
 
 static int phase_live(const phase_dim *fh, const phase_dim *fw) { return fh->n && fw->n && fh->size && fw->size; }
 
+/** Small groups go to conv_grouped.c's direct kernel, whose weights are plain (C, O/groups, taps) per phase. */
+static int bwd_data_direct(const dl_conv2d_params *p) {
+  return dl_grouped_direct_ok(p->groups, p->O / p->groups, p->C / p->groups);
+}
+
 int64_t dl_conv2d_bwd_data_packed_size(const dl_conv2d_params *p) {
+  const int direct = bwd_data_direct(p);
   int64_t total = 0;
   for (int64_t rh = 0; rh < p->stride_h; rh++) {
     phase_dim fh = phase_of(rh, p->H, p->KH, p->stride_h, p->pad_h, p->dilation_h);
@@ -81,7 +87,7 @@ int64_t dl_conv2d_bwd_data_packed_size(const dl_conv2d_params *p) {
       phase_dim fw = phase_of(rw, p->W, p->KW, p->stride_w, p->pad_w, p->dilation_w);
       if (!phase_live(&fh, &fw)) continue;
       dl_conv2d_params pp = phase_params(p, &fh, &fw);
-      total += dl_conv2d_packed_size(&pp);
+      total += direct ? p->C * (p->O / p->groups) * fh.n * fw.n : dl_conv2d_packed_size(&pp);
     }
   }
   return total;
@@ -104,6 +110,16 @@ void dl_conv2d_bwd_data_pack(const dl_conv2d_params *p, const float *w, float *p
       for (int64_t th = 0; th < fh.n; th++)
         for (int64_t tw = 0; tw < fw.n; tw++)
           taps[th * fw.n + tw] = (fh.k_last - th * fh.kstep) * p->KW + fw.k_last - tw * fw.kstep;
+      if (bwd_data_direct(p)) {  // wd[c][o][t] for the phase convolution (outputs c, inputs o)
+        for (int64_t g = 0; g < G; g++)
+          for (int64_t c = 0; c < Cg; c++)
+            for (int64_t o = 0; o < Og; o++)
+              for (int64_t t = 0; t < T; t++)
+                packed[((g * Cg + c) * Og + o) * T + t] = w[((g * Og + o) * Cg + c) * KHW + taps[t]];
+        if (taps != small) free(taps);
+        packed += p->C * Og * T;
+        continue;
+      }
       for (int64_t g = 0; g < G; g++) {
         float *pg = packed + g * per;
         if (Cg % MR)  // zero rows of the last panel
@@ -205,7 +221,8 @@ void dl_conv2d_bwd_data(const dl_conv2d_params *p, const float *dy, const float 
     phase_dim fh = phase_of(0, p->H, p->KH, 1, p->pad_h, p->dilation_h);
     phase_dim fw = phase_of(0, p->W, p->KW, 1, p->pad_w, p->dilation_w);
     dl_conv2d_params pp = phase_params(p, &fh, &fw);
-    dl_conv2d(&pp, dy, NULL, packed, NULL, NULL, dx);
+    if (bwd_data_direct(p)) dl_grouped_conv_s1(&pp, dy, packed, dx);
+    else dl_conv2d(&pp, dy, NULL, packed, NULL, NULL, dx);
     free(own);
     return;
   }
@@ -221,10 +238,15 @@ void dl_conv2d_bwd_data(const dl_conv2d_params *p, const float *dy, const float 
       ic.pw[ph] = fw.size;
       if (!phase_live(&fh, &fw)) continue;
       dl_conv2d_params pp = phase_params(p, &fh, &fw);
-      dl_conv2d(&pp, dy, NULL, packed, NULL, NULL, next);
+      if (bwd_data_direct(p)) {
+        dl_grouped_conv_s1(&pp, dy, packed, next);
+        packed += p->C * (p->O / p->groups) * fh.n * fw.n;
+      } else {
+        dl_conv2d(&pp, dy, NULL, packed, NULL, NULL, next);
+        packed += dl_conv2d_packed_size(&pp);
+      }
       ic.planes[ph] = next;
       next += p->N * p->C * fh.size * fw.size;
-      packed += dl_conv2d_packed_size(&pp);
     }
   }
   dl_parallel(interleave_task, &ic, dl_threads_for(p->N * p->C * p->H * p->W, 1 << 16));
@@ -598,6 +620,10 @@ void dl_conv2d_bwd_weight(const dl_conv2d_params *p, const float *x, const float
   }
   if (p->N * P == 0) {
     memset(dw, 0, (size_t)(p->O * Cg * KHW) * sizeof(float));
+    return;
+  }
+  if (p->stride_h == 1 && p->stride_w == 1 && dl_grouped_direct_ok(G, Cg, Og)) {
+    dl_grouped_dw_s1(p, x, dy, dw);
     return;
   }
   // the lane arithmetic is int32 (as in conv.c); the staging block holds at most 8 column vectors

@@ -55,6 +55,9 @@
 #define dl_relu_bwd DL_RENAME(dl_relu_bwd)
 #define dl_relu_bwd_ref DL_RENAME(dl_relu_bwd_ref)
 #define dl_conv_src_init DL_RENAME(dl_conv_src_init)
+#define dl_grouped_direct_ok DL_RENAME(dl_grouped_direct_ok)
+#define dl_grouped_conv_s1 DL_RENAME(dl_grouped_conv_s1)
+#define dl_grouped_dw_s1 DL_RENAME(dl_grouped_dw_s1)
 #endif
 
 #include "../include/dl.h"
@@ -200,5 +203,17 @@ typedef struct dl_conv_src {
 
 /** Fill *src for reading x with geometry p; builds the phase planes (threaded) in the caller's scratch slot 1. */
 void dl_conv_src_init(const dl_conv2d_params *p, const float *x, dl_conv_src *src);
+
+// ---- grouped convolutions with few channels per group (conv_grouped.c; used by conv_bwd.c) --------------------
+
+/** Whether the direct kernels below should handle groups of cin_g inputs and cout_g outputs (2+ groups, <= 16). */
+int dl_grouped_direct_ok(int64_t groups, int64_t cin_g, int64_t cout_g);
+/**
+ * Stride-1 grouped convolution y (N,O,OH,OW) of src (N,C,H,W) with wd (O, C/groups, KH, KW); p's stride is ignored
+ * (1), its padding may be negative (a shift). Zero outside src.
+ */
+void dl_grouped_conv_s1(const dl_conv2d_params *p, const float *src, const float *wd, float *y);
+/** Stride-1 grouped weight gradient dw (O, C/groups, KH, KW) of x (N,C,H,W) and dy (N,O,OH,OW). */
+void dl_grouped_dw_s1(const dl_conv2d_params *p, const float *x, const float *dy, float *dw);
 
 #endif  // DL_KERNELS_H

@@ -200,6 +200,7 @@ async function run(argv: string[]): Promise<number> {
     say(`backbone frozen: ${f.trainable} trainable parameters, ${f.frozen} frozen`);
   }
 
+  // a last batch of one image would make train-mode BatchNorm's statistics degenerate (PyTorch raises): drop it
   const remainder = trainDs.length % setup.batchSize;
   const trainLoader = new DataLoader(trainDs, { batchSize: setup.batchSize, shuffle: true, seed: setup.seed, dropLast: remainder === 1, numWorkers: workers });
   const valLoader = valDs ? new DataLoader(valDs, { batchSize: setup.batchSize, numWorkers: workers }) : null;

@@ -22,7 +22,7 @@
 // Files are written atomically (temp file + fsync + rename, io/tensor-bytes.ts), so a killed run never leaves a
 // partial file under the final name.
 
-import { copyFileSync, readdirSync, renameSync, unlinkSync } from 'node:fs';
+import { closeSync, copyFileSync, fsyncSync, openSync, readdirSync, renameSync, unlinkSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Tensor } from '../tensor/tensor.js';
@@ -145,11 +145,17 @@ export function loadCheckpoint(path: string): TrainCheckpoint {
   return c as TrainCheckpoint;
 }
 
-/** Copy `src` to `dst` atomically (a temp file beside dst, then rename): best.pth from last.pth. */
+/** Copy `src` to `dst` atomically (a temp file beside dst, fsync, then rename): best.pth from last.pth. */
 export function copyFileAtomicSync(src: string, dst: string): void {
   const tmp = join(dirname(dst), `.${basename(dst)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   try {
     copyFileSync(src, tmp);
+    const fd = openSync(tmp, 'r+');
+    try {
+      fsyncSync(fd); // on disk before the rename makes it visible, as writeFileAtomicSync does
+    } finally {
+      closeSync(fd);
+    }
     renameSync(tmp, dst);
   } catch (err) {
     try {

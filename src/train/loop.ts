@@ -210,21 +210,28 @@ export async function fit(o: FitOptions): Promise<FitResult> {
   if (o.resume) {
     const r = typeof o.resume === 'string' ? loadCheckpoint(o.resume) : o.resume;
     model.loadStateDict(r.model_state_dict);
-    optimizer.loadStateDict(r.optimizer_state_dict);
+    if (r.optimizer_state_dict) optimizer.loadStateDict(r.optimizer_state_dict);
     if (scheduler && r.scheduler_state_dict) scheduler.loadStateDict(r.scheduler_state_dict as SchedulerState);
-    if (r.seed !== trainLoader.seed) throw new RangeError(`the checkpoint was trained with loader seed ${r.seed} but the training loader has seed ${trainLoader.seed}: batches would differ`);
-    Object.assign(st, { epoch: r.epoch, batch: r.batch, global_step: r.global_step, epoch_state: { ...r.epoch_state }, metrics: r.metrics, history: [...r.history], best: r.best });
+    if (r.seed !== undefined && r.seed !== trainLoader.seed) throw new RangeError(`the checkpoint was trained with loader seed ${r.seed} but the training loader has seed ${trainLoader.seed}: batches would differ`);
+    // a checkpoint from elsewhere (the tutorial's {model_state_dict, optimizer_state_dict, epoch}) resumes at an epoch start
+    Object.assign(st, {
+      epoch: r.epoch ?? 0, batch: r.batch ?? 0, global_step: r.global_step ?? 0, epoch_state: { ...freshEpochState(), ...r.epoch_state },
+      metrics: r.metrics ?? null, history: [...(r.history ?? [])], best: r.best ?? null,
+    });
     trace = traceRows(r.loss_trace);
     if (st.batch > nb) throw new RangeError(`the checkpoint stopped at batch ${st.batch} of epoch ${st.epoch + 1} but the training loader has ${nb} batches per epoch`);
   }
 
   const lrNow = () => optimizer.paramGroups[optimizer.paramGroups.length - 1].lr;
-  const save = (best: boolean) => {
-    if (!o.checkpointDir) return;
+  const snapshot = () => {
     st.model_state_dict = model.stateDict();
     st.optimizer_state_dict = optimizer.stateDict();
     st.scheduler_state_dict = scheduler ? scheduler.stateDict() : null;
     st.loss_trace = new Tensor(Float64Array.from(trace.flat()), [trace.length, 2], { dtype: 'float64' });
+  };
+  const save = (best: boolean) => {
+    snapshot();
+    if (!o.checkpointDir) return;
     const path = `${o.checkpointDir}/last.pth`;
     saveCheckpoint(path, { format: CHECKPOINT_FORMAT, ...st, ...o.checkpointExtra });
     if (best) copyFileAtomicSync(path, `${o.checkpointDir}/best.pth`);
@@ -286,9 +293,7 @@ export async function fit(o: FitOptions): Promise<FitResult> {
     save(isBest);
     await o.onEpoch?.(row, val, st);
   }
-  st.model_state_dict = model.stateDict();
-  st.optimizer_state_dict = optimizer.stateDict();
-  st.scheduler_state_dict = scheduler ? scheduler.stateDict() : null;
+  snapshot();
   return { history: st.history, best: st.best, state: st };
 }
 

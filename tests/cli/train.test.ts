@@ -100,6 +100,10 @@ test('a run killed with SIGKILL mid-epoch and resumed ends bit-identical to an u
   const killedAt = loadCheckpoint(join(dir, 'B', 'last.pth')); // a complete file: the reader checks every size and offset
   assert.equal(killedAt.epoch, 1, 'killed in the second epoch');
   assert.ok(killedAt.batch > 0 && killedAt.batch < 16, `a mid-epoch checkpoint (step ${killedAt.batch}/16)`);
+  // every file at its final name is whole: epoch 1's metrics row, the curves
+  assert.equal(JSON.parse(readFileSync(join(dir, 'B', 'metrics.jsonl'), 'utf8').trim()).epoch, 1);
+  assert.match(readFileSync(join(dir, 'B', 'curves.svg'), 'utf8'), /<\/svg>\n$/);
+  assert.ok(existsSync(join(dir, 'B', 'best.pth')) && loadCheckpoint(join(dir, 'B', 'best.pth')).epoch === 1);
 
   const b = resnet([...args('B'), '--resume']);
   assert.equal(b.code, 0, b.err);

@@ -2,8 +2,9 @@
 // (the "ref" level) and the js backend, on odd shapes: every SIMD level this CPU offers (avx512, avx2, scalar, ref)
 // with 1 and 2 threads. Shapes cover what the fast paths special-case: stride-2 phases (even/odd sizes, rows wide
 // enough for the vector interleave), 1x1 kernels (read in place, weight gradient written straight into dw), padding
-// beyond the kernel's reach, dilation, groups (2, 32, depthwise), channel counts off the 8-row panel and 16-lane
-// vector, and pixel counts long enough for the weight gradient's split of the reduction between threads.
+// beyond the kernel's reach, dilation, groups (2, 32, depthwise; small groups take the direct kernels of
+// conv_grouped.c), channel counts off the 8-row panel and 16-lane vector, and pixel counts long enough for the
+// weight gradient's split of the reduction between threads.
 // PyTorch parity of the same members is tests/ops/conv-backward.test.ts.
 //
 // Tolerances: conv gradients |native - js| <= 1e-5 * absref + 1e-30, absref = the same gradient on |inputs|
@@ -87,6 +88,12 @@ const CONV_CASES: ConvCase[] = [
   { N: 2, C: 128, H: 8, W: 8, O: 128, KH: 3, KW: 3, p: [1, 1], g: 32 },
   { N: 2, C: 128, H: 9, W: 9, O: 256, KH: 3, KW: 3, s: [2, 2], p: [1, 1], g: 32 },
   { N: 3, C: 10, H: 9, W: 8, O: 10, KH: 3, KW: 3, p: [1, 1], g: 10 },
+  // small groups go to the direct kernels (conv_grouped.c): dilation, a 1x1 with padding (a negative shift in the
+  // data gradient), a non-square kernel with a stride in one direction, output channels off the 4/8 tiles
+  { N: 2, C: 12, H: 9, W: 11, O: 18, KH: 3, KW: 3, p: [2, 2], d: [2, 2], g: 3 },
+  { N: 1, C: 8, H: 7, W: 6, O: 8, KH: 1, KW: 1, p: [1, 1], g: 4 },
+  { N: 2, C: 10, H: 11, W: 10, O: 15, KH: 5, KW: 3, s: [2, 1], p: [2, 1], g: 5 },
+  { N: 2, C: 6, H: 40, W: 37, O: 21, KH: 3, KW: 3, p: [1, 1], g: 3 },
   { N: 2, C: 64, H: 14, W: 14, O: 64, KH: 3, KW: 3, p: [1, 1] },              // K = 576: two K blocks
   { N: 2, C: 16, H: 48, W: 48, O: 32, KH: 3, KW: 3, p: [1, 1] },              // 4608 pixels: the reduction split
   { N: 2, C: 32, H: 48, W: 48, O: 17, KH: 1, KW: 1 },                         // ... with a 1x1 kernel (dw in place)
