@@ -6,6 +6,7 @@
     'dl_kernel_sources': [
       'csrc/kernels/conv.c',
       'csrc/kernels/conv_bwd.c',
+      'csrc/kernels/conv_dw.c',
       'csrc/kernels/conv_grouped.c',
       'csrc/kernels/eltwise.c',
       'csrc/kernels/gemm.c',

@@ -1,18 +1,21 @@
 // Loading a torchvision ResNet-50 checkpoint (.pth, ~100 MB, as torch.save writes it) into our resnet50. Not a test.
 // Every run is a fresh child process (so times include first touches of memory, and peak RSS belongs to the run);
-// the figure is the median of --runs runs. The file is read once first, so it is in the page cache for every run.
+// the figure is the median of --runs runs. The file is read once first, so it is in the page cache for every run;
+// with --cold it is evicted from the page cache before each run instead (posix_fadvise DONTNEED on this file only,
+// through /usr/bin/python3's os.posix_fadvise: Node has no binding), so every run reads it from the disk.
 //
 // Paths, each timed from nothing to a loaded model:
 //   fast      skipInit(() => resnet50()), readPthSync, extractStateDict, loadStateDict(sd, { assign: true })
 //             (what resnet50({ weights }) does; PyTorch's meta-device + load_state_dict(assign=True) recipe)
 //   classic   resnet50() (draws ~25M random initial values), readPthSync, extractStateDict, loadStateDict (copy)
-//   before    classic with the reader as it was before the speed-up: fs.readFileSync + parsePth
+//   before    classic with the reader as it was before the speed-up: fs.readFileSync + parsePth (zip format only:
+//             for a legacy file parsePth copies the unaligned records that readPthSync aligns in place)
 // and a breakdown run (phases): file read into fresh memory (fs.readFileSync vs readWholeFileSync), zip directory,
 // CRC-32 of every entry, unpickle + tensor creation (the rest of parsePth), extractStateDict.
 // "load" = read + parse + extract + loadStateDict, the issue's figure (target <= 0.5 s); "total" adds building the
 // model. Peak RSS growth = peak RSS - RSS before the load started, relative to the file size (target < 2x).
 //
-//   node dist/bench/pth.bench.js [--runs 7] [--legacy] [--only fast,classic,before,phases]
+//   node dist/bench/pth.bench.js [--runs 7] [--legacy] [--cold] [--only fast,classic,before,phases]
 
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
@@ -31,6 +34,7 @@ const args = process.argv.slice(2);
 const opt = (name: string, dflt: string) => (args.includes(name) ? args[args.indexOf(name) + 1] : dflt);
 const runs = Number(opt('--runs', '7'));
 const legacy = args.includes('--legacy');
+const cold = args.includes('--cold');
 const only = opt('--only', 'phases,fast,classic,before').split(',');
 const file = join(ROOT, 'bench', 'out', legacy ? 'resnet50_legacy.pth' : 'resnet50.pth');
 const MB = 1e6;
@@ -90,7 +94,15 @@ function child(path: Path): void {
   console.log(JSON.stringify({ t, rss0, peak: process.resourceUsage().maxRSS * 1024 }));
 }
 
+/** Drop this file's pages from the page cache (other files are untouched). */
+function evict(): void {
+  const py = `import os\nfd = os.open(${JSON.stringify(file)}, os.O_RDONLY)\nos.fsync(fd)\nos.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)\nos.close(fd)`;
+  const r = spawnSync('/usr/bin/python3', ['-c', py], { stdio: 'inherit' });
+  if (r.status !== 0) throw new Error(`cannot evict ${file} from the page cache`);
+}
+
 function run(path: Path): { t: Times; rss0: number; peak: number } {
+  if (cold) evict();
   const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', path, ...(legacy ? ['--legacy'] : [])], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`${path} run failed:\n${r.stderr}`);
   return JSON.parse(r.stdout.trim().split('\n').at(-1)!);
@@ -103,19 +115,19 @@ if (args.includes('--child')) {
 } else {
   makeFile();
   const size = statSync(file).size;
-  readFileSync(file); // into the page cache: every run below reads a cached file
+  if (!cold) readFileSync(file); // into the page cache: every run below reads a cached file
   const native = loadNative().info;
-  console.log(`${file}: ${(size / MB).toFixed(1)} MB (${legacy ? 'legacy' : 'zip'} format), in the page cache; node ${process.version}; ` +
+  console.log(`${file}: ${(size / MB).toFixed(1)} MB (${legacy ? 'legacy' : 'zip'} format), ${cold ? 'evicted from the page cache before each run' : 'in the page cache'}; node ${process.version}; ` +
     `native addon ${native.loaded ? 'loaded' : `not loaded (${native.error})`}; median of ${runs} fresh processes each`);
   for (const path of ['phases', 'fast', 'classic', 'before'] as const) {
-    if (!only.includes(path)) continue;
+    if (!only.includes(path) || (legacy && path === 'before')) continue;
     const rs = Array.from({ length: runs }, () => run(path));
     const keys = Object.keys(rs[0].t);
     const med = Object.fromEntries(keys.map((k) => [k, median(rs.map((r) => r.t[k]))]));
     const list = (ks: string[]) => ks.map((k) => `${k} ${med[k].toFixed(1)}`).join(', ');
     const growth = median(rs.map((r) => r.peak - r.rss0)), peak = median(rs.map((r) => r.peak));
     if (path === 'phases') {
-      console.log(`\nphases (ms): ${list(keys)}`);
+      console.log(`\nphases (ms): ${list(keys)}${legacy ? ' (parsePth of a buffer it does not own copies each unaligned record)' : ''}`);
       if (med.parsePth !== undefined && med['crc32 (all entries)'] !== undefined) {
         console.log(`  unpickle + tensor creation ~ ${(med.parsePth - med['zip directory'] - med['crc32 (all entries)']).toFixed(1)} ms (parsePth - zip directory - crc32)`);
       }

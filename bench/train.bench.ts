@@ -163,7 +163,7 @@ for line in sys.stdin:
 class Torch {
   private proc: ChildProcess;
   private lines: Interface;
-  private queue: ((s: string) => void)[] = [];
+  private queue: { resolve: (s: string) => void; reject: (e: Error) => void }[] = [];
   version = '';
 
   constructor(threads: number) {
@@ -172,14 +172,14 @@ class Torch {
       env: { ...process.env, OMP_NUM_THREADS: String(threads), PYTHONWARNINGS: 'ignore' },
     });
     this.lines = createInterface({ input: this.proc.stdout! });
-    this.lines.on('line', (s) => this.queue.shift()?.(s));
+    this.lines.on('line', (s) => this.queue.shift()?.resolve(s));
+    this.proc.on('exit', (code) => {
+      for (const w of this.queue.splice(0)) w.reject(new Error(`the PyTorch helper (/usr/bin/python3) exited with ${code}`));
+    });
   }
 
   async ask<T>(q: object | null): Promise<T> {
-    const reply = new Promise<string>((resolve, reject) => {
-      this.queue.push(resolve);
-      this.proc.once('exit', (code) => reject(new Error(`the PyTorch helper (/usr/bin/python3) exited with ${code}`)));
-    });
+    const reply = new Promise<string>((resolve, reject) => this.queue.push({ resolve, reject }));
     if (q) this.proc.stdin!.write(`${JSON.stringify(q)}\n`);
     return JSON.parse(await reply) as T;
   }

@@ -45,6 +45,7 @@ DL_INLINE vf vf_zero(void) { return (vf){0}; }
 /** Every lane = s (s - 0 is exact for every s, -0 included). */
 DL_INLINE vf vf_splat(float s) { return s - (vf){0}; }
 DL_INLINE vf vf_and(vf v, vi mask) { return (vf)((vi)v & mask); }
+DL_INLINE vi vi_splat(int32_t s) { return s - (vi){0}; }
 DL_INLINE vf vf_select(vi mask, vf a, vf b) { return (vf)(((vi)a & mask) | ((vi)b & ~mask)); }
 /** max(v, 0) with NaN kept: lanes that are > 0 or NaN pass, the rest (including -0) become +0. */
 DL_INLINE vf vf_relu(vf v) { return vf_and(v, (v > 0) | (v != v)); }

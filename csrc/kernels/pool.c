@@ -3,8 +3,10 @@
 //
 // Max pooling follows PyTorch exactly: padding is -inf, a position wins when it is greater than the best so far
 // or NaN (so NaN propagates and, among several NaNs, the last one's index is kept), and the index starts at the
-// first in-bounds position. Without indices the window is separable: a vector pass takes the max over the KH rows
-// of each output row (rowmax over the full input width), then a short scalar pass takes the max over KW columns.
+// first in-bounds position. With indices, interior outputs run the direct loop DL_VL lanes at a time (stride 1 or
+// 2; same taps, same order, so the same result). Without indices the window is separable: a vector pass takes the
+// max over the KH rows of each output row (rowmax over the full input width), then a short scalar pass takes the
+// max over KW columns.
 // The max is exact, so this matches the direct loop except for the sign of a winning zero.
 //
 // Adaptive average pooling sums in double; the global case (OH = OW = 1, ResNet's head) is one vector pass.
@@ -43,6 +45,77 @@ static void maxpool_plane_direct(const dl_pool2d_params *p, const float *x, floa
       }
       y[oh * p->OW + ow] = best;
       if (idx) idx[oh * p->OW + ow] = (int32_t)bi;
+    }
+  }
+}
+
+// The direct loop's result for outputs whose taps are all inside the row, DL_VL at a time (strides 1 and 2): the
+// same taps in the same order, the same "greater, or NaN" rule, so the same values and indices.
+static void maxpool_plane_indices(const dl_pool2d_params *p, const float *x, float *y, int32_t *idx) {
+  const int64_t W = p->W, H = p->H, sw = p->stride_w, dw = p->dilation_w, KW = p->KW;
+  int64_t lo = (p->pad_w + sw - 1) / sw, hi = W - 1 + p->pad_w - (KW - 1) * dw < 0 ? 0 : (W - 1 + p->pad_w - (KW - 1) * dw) / sw + 1;
+  if (hi > p->OW) hi = p->OW;
+  if (sw > 2 || hi - lo < DL_VL || H * W >= ((int64_t)1 << 31)) {
+    maxpool_plane_direct(p, x, y, idx);
+    return;
+  }
+  vi lane;
+  for (int l = 0; l < DL_VL; l++) lane[l] = (int32_t)(l * sw);
+  for (int64_t oh = 0; oh < p->OH; oh++) {
+    int rows = 0;  // input rows of this output row inside x
+    for (int64_t kh = 0; kh < p->KH; kh++) {
+      int64_t ih = oh * p->stride_h - p->pad_h + kh * p->dilation_h;
+      rows += ih >= 0 && ih < H;
+    }
+    float *yr = y + oh * p->OW;
+    int32_t *ir = idx + oh * p->OW;
+    int64_t ow = 0;
+    while (ow < p->OW) {
+      // one past the last float the vector loads read in their row (stride 2 loads 2*VL floats per tap)
+      const int64_t end = ow * sw - p->pad_w + (KW - 1) * dw + (sw == 2 ? DL_VL * 2 : DL_VL);
+      if (rows && ow >= lo && ow + DL_VL <= hi && end <= W) {
+        vf best = vf_splat(-INFINITY);
+        vi bi = vi_splat(0);
+        int first = 1;
+        for (int64_t kh = 0; kh < p->KH; kh++) {
+          const int64_t ih = oh * p->stride_h - p->pad_h + kh * p->dilation_h;
+          if (ih < 0 || ih >= H) continue;
+          for (int64_t kw = 0; kw < KW; kw++) {
+            const int64_t iw = ow * sw - p->pad_w + kw * dw;
+            const float *r = x + ih * W + iw;
+            const vf v = sw == 1 ? vf_load(r) : vf_even(vf_load(r), vf_load(r + DL_VL));
+            const vi at = (int32_t)(ih * W + iw) + lane;
+            if (first) bi = at, first = 0;
+            const vi m = (v > best) | (v != v);
+            best = vf_select(m, v, best);
+            bi = (m & at) | (~m & bi);
+          }
+        }
+        vf_store(yr + ow, best);
+        *(vi_u *)(ir + ow) = bi;
+        ow += DL_VL;
+        continue;
+      }
+      // this output alone (edges)
+      float best = -INFINITY;
+      int64_t b = -1;
+      for (int64_t kh = 0; kh < p->KH; kh++) {
+        const int64_t ih = oh * p->stride_h - p->pad_h + kh * p->dilation_h;
+        if (ih < 0 || ih >= H) continue;
+        for (int64_t kw = 0; kw < KW; kw++) {
+          const int64_t iw = ow * sw - p->pad_w + kw * dw;
+          if (iw < 0 || iw >= W) continue;
+          const float v = x[ih * W + iw];
+          if (b < 0) b = ih * W + iw;
+          if (v > best || v != v) {
+            best = v;
+            b = ih * W + iw;
+          }
+        }
+      }
+      yr[ow] = best;
+      ir[ow] = (int32_t)b;
+      ow++;
     }
   }
 }
@@ -106,7 +179,7 @@ static void maxpool_task(void *arg, int ith, int nth) {
   for (int64_t nc = lo; nc < hi; nc++) {
     const float *x = m->x + nc * p->H * p->W;
     float *y = m->y + nc * p->OH * p->OW;
-    if (m->indices) maxpool_plane_direct(p, x, y, m->indices + nc * p->OH * p->OW);
+    if (m->indices) maxpool_plane_indices(p, x, y, m->indices + nc * p->OH * p->OW);
     else maxpool_plane_separable(p, x, y, rowmax);
   }
 }

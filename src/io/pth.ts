@@ -92,7 +92,11 @@ function parse(buf: Uint8Array, name: string, owned: boolean): PthFile {
   throw new TensorFileError(name, `expected a PyTorch checkpoint (a zip archive starting with "PK" or a legacy pickle starting with 0x80) but the file starts with 0x${head || '(empty)'}`);
 }
 
-/** Read and parse a checkpoint file (read whole into memory; tensors may view that buffer). */
+/**
+ * Read and parse a checkpoint file. The file is read whole (tensor-bytes.ts readWholeFileSync: memory from the native
+ * addon with huge pages when it is loaded) and the tensors view that memory; to make them a model's own without a
+ * copy, load them with `model.loadStateDict(sd, { assign: true })` into a model built with nn/init.ts skipInit.
+ */
 export function readPthSync(path: string): PthFile {
   let buf: Uint8Array;
   try {

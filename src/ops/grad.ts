@@ -10,7 +10,7 @@
 import { Tensor, forEachOffset } from '../tensor/tensor.js';
 import { type FloatDType, allocStorage } from '../tensor/dtype.js';
 import { broadcastStrides, contiguousStrides, numelOf, shapeEq } from '../tensor/shape.js';
-import { defineRules, type Rule } from '../tensor/autograd.js';
+import { defineRules, setGradAdder, type Rule } from '../tensor/autograd.js';
 import type { Conv2dParams, Pool2dParams } from '../backend/backend.js';
 import { floatData, kernelsFor, outputOf, zerosOf } from './kernels.js';
 import { erf } from './activation.js';
@@ -289,6 +289,11 @@ const RULES = {
 
 export type RuleName = keyof typeof RULES;
 defineRules(RULES);
+// gradients meeting at a node or a leaf are summed by the backend (float32) or a plain loop (float64)
+setGradAdder((a, b, y, n) => {
+  if (a instanceof Float32Array && b instanceof Float32Array && y instanceof Float32Array) kernelsFor('float32', 'gradient sum').add(a, b, y, n, false);
+  else for (let i = 0; i < n; i++) y[i] = a[i] + b[i];
+});
 
 // ---- the longer rule bodies ---------------------------------------------------------------------------------------
 

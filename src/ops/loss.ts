@@ -167,17 +167,17 @@ export function crossEntropy(input: Tensor, target: Tensor, o: CrossEntropyOptio
   if (typeof smoothing !== 'number' || !(smoothing >= 0 && smoothing <= 1)) throw new RangeError(`label_smoothing must be between 0.0 and 1.0. Got: ${smoothing}`);
   const ignoreIndex = o.ignoreIndex ?? IGNORE_INDEX;
   if (!Number.isInteger(ignoreIndex)) throw new RangeError(`Expected an integer for ignore_index but received ${describe(ignoreIndex)}`);
-  if (isFloat(target.dtype)) {
-    if (!shapeEq(target.shape, input.shape)) {
-      throw new RangeError(`Expected class probabilities of the input's shape ${fmtShape(input.shape)} for cross_entropy target but received ${describe(target)}`);
-    }
-  } else {
-    if (target.dtype !== 'int64') {
+  // PyTorch's order: a target of the input's shape holds probabilities, anything else class indices
+  const indexShape = batched ? [N] : [];
+  if (shapeEq(target.shape, input.shape)) {
+    if (!isFloat(target.dtype)) throw new TypeError(`Expected floating point type for target with class probabilities, got ${target.dtype}`);
+  } else if (target.dtype === 'int64' && !shapeEq(target.shape, indexShape)) {
+    throw new RangeError(`Expected a target of shape ${fmtShape(indexShape)} for cross_entropy input of shape ${fmtShape(input.shape)} but received ${describe(target)}`);
+  } else if (target.dtype !== 'int64') {
+    if (shapeEq(target.shape, indexShape)) {
       throw new TypeError(`Expected an int64 tensor of class indices for cross_entropy target but received ${describe(target)} (PyTorch: expected scalar type Long)`);
     }
-    if (!shapeEq(target.shape, batched ? [N] : [])) {
-      throw new RangeError(`Expected a target of shape ${fmtShape(batched ? [N] : [])} for cross_entropy input of shape ${fmtShape(input.shape)} but received ${describe(target)}`);
-    }
+    throw new RangeError(`Expected an int64 tensor of class indices (shape ${fmtShape(indexShape)}) or class probabilities (the input's shape ${fmtShape(input.shape)}) for cross_entropy target but received ${describe(target)}`);
   }
   let weight: Float64Array | null = null;
   if (o.weight !== null && o.weight !== undefined) {

@@ -209,15 +209,37 @@ export function backward(root: Tensor, grad?: Tensor | null, o: BackwardOptions 
   const top = root.gradFn;
   const prev = gradEnabled;
   gradEnabled = false;
+  const shared = new WeakSet<object>([g.data]); // the caller still holds its gradient: never adopt or write it
   try {
-    if (top === null) accumulateLeaf(root, g);
-    else runGraph(top, g, !!o.retainGraph);
+    if (top === null) accumulateLeaf(root, g, shared);
+    else runGraph(top, g, !!o.retainGraph, shared);
   } finally {
     gradEnabled = prev;
   }
 }
 
-function runGraph(top: Node, grad: Tensor, retain: boolean): void {
+// Gradient buffers. A rule returns fresh tensors or views of the gradient it was given, and the engine hands each
+// gradient to one place (a pending sum, or a leaf's .grad), so it can sum into a gradient and adopt it as a leaf's
+// .grad without copying. Exceptions are tracked by storage in `shared`: the caller's root gradient, and any storage
+// a rule returned for two inputs (add returns g for both). Those are copied before being written or kept.
+
+/** y[i] = a[i] + b[i] for i < n (y may be a). ops/grad.ts installs the backend's add for float32 storage. */
+export type GradAdder = (a: Float32Array | Float64Array, b: Float32Array | Float64Array, y: Float32Array | Float64Array, n: number) => void;
+let adder: GradAdder = (a, b, y, n) => {
+  for (let i = 0; i < n; i++) y[i] = a[i] + b[i];
+};
+
+/** Install the function backward uses to sum gradients. */
+export function setGradAdder(fn: GradAdder): void {
+  adder = fn;
+}
+
+/** t may be written in place / kept: its whole storage is its own and no one else holds it. */
+function exclusive(t: Tensor, shared: WeakSet<object>): boolean {
+  return t.offset === 0 && t.data.length === t.numel && t.isContiguous() && !shared.has(t.data);
+}
+
+function runGraph(top: Node, grad: Tensor, retain: boolean, shared: WeakSet<object>): void {
   // count, for every reachable node, the edges that point at it from reachable nodes
   const deps = new Map<Node, number>([[top, 0]]);
   const stack = [top];
@@ -230,7 +252,6 @@ function runGraph(top: Node, grad: Tensor, retain: boolean): void {
     }
   }
   const pending = new Map<Node, Tensor>([[top, grad]]);
-  const owned = new WeakSet<Tensor>(); // sums made here, safe to add into in place
   const ready: Node[] = [top];
   while (ready.length) {
     // the most recently created ready node first (PyTorch's order; it also frees activations soonest)
@@ -243,6 +264,7 @@ function runGraph(top: Node, grad: Tensor, retain: boolean): void {
     pending.delete(node);
     const grads = g === undefined ? [] : runNode(node, g);
     if (!retain) free(node);
+    markShared(grads, shared);
     for (let i = 0; i < node.next.length; i++) {
       const e = node.next[i];
       const gi = grads[i] ?? null;
@@ -250,12 +272,21 @@ function runGraph(top: Node, grad: Tensor, retain: boolean): void {
       if (e instanceof Node) {
         if (gi !== null) {
           const acc = pending.get(e);
-          pending.set(e, acc === undefined ? gi : addGrads(acc, gi, owned));
+          pending.set(e, acc === undefined ? gi : addGrads(acc, gi, shared));
         }
         const d = deps.get(e)! - 1;
         deps.set(e, d);
         if (d === 0) ready.push(e);
-      } else if (gi !== null) accumulateLeaf(e, gi);
+      } else if (gi !== null) accumulateLeaf(e, gi, shared);
+    }
+  }
+}
+
+/** Storages a rule returned more than once are shared between those inputs' gradients. */
+function markShared(grads: (Tensor | null)[], shared: WeakSet<object>): void {
+  for (let i = 0; i < grads.length; i++) {
+    for (let j = i + 1; j < grads.length; j++) {
+      if (grads[i] && grads[j] && grads[i]!.data === grads[j]!.data) shared.add(grads[i]!.data);
     }
   }
 }
@@ -285,38 +316,36 @@ function runNode(node: Node, g: Tensor): (Tensor | null)[] {
   return out;
 }
 
-/** a + b (same shape and dtype); adds into a when this backward made a. */
-function addGrads(a: Tensor, b: Tensor, owned: WeakSet<Tensor>): Tensor {
+/** a + b (same shape and dtype), into a when a is exclusive. */
+function addGrads(a: Tensor, b: Tensor, shared: WeakSet<object>): Tensor {
   const bd = b.contiguousData() as Float32Array;
-  if (owned.has(a)) {
-    const ad = a.data as Float32Array;
-    for (let i = 0; i < ad.length; i++) ad[i] += bd[i];
+  if (exclusive(a, shared)) {
+    adder(a.data as Float32Array, bd, a.data as Float32Array, bd.length);
     return a;
   }
-  const ad = a.contiguousData() as Float32Array;
-  const s = allocStorage(a.dtype, ad.length) as Float32Array;
-  for (let i = 0; i < s.length; i++) s[i] = ad[i] + bd[i];
-  const sum = new Tensor(s, a.shape, { dtype: a.dtype });
-  owned.add(sum);
-  return sum;
+  const s = allocStorage(a.dtype, bd.length) as Float32Array;
+  adder(a.contiguousData() as Float32Array, bd, s, s.length);
+  return new Tensor(s, a.shape, { dtype: a.dtype });
 }
 
-/** leaf.grad += g (the first gradient is copied, so .grad never shares storage with anything else). */
-function accumulateLeaf(leaf: Tensor, g: Tensor): void {
+/** leaf.grad += g; the first gradient is adopted when exclusive, else copied, so .grad shares storage with nothing. */
+function accumulateLeaf(leaf: Tensor, g: Tensor, shared: WeakSet<object>): void {
   if (!leaf.requiresGrad) return;
-  const gd = (g.dtype === leaf.dtype ? g : g.to(leaf.dtype)).contiguousData() as Float32Array;
+  const gl = g.dtype === leaf.dtype ? g : g.to(leaf.dtype);
   const cur = leaf.grad;
-  if (cur !== null && shapeEq(cur.shape, leaf.shape) && cur.dtype === leaf.dtype && cur.isContiguous()) {
-    const d = cur.data as Float32Array;
-    for (let i = 0, o = cur.offset; i < gd.length; i++, o++) d[o] += gd[i];
+  if (cur === null && exclusive(gl, shared)) {
+    leaf.grad = gl;
+    shared.add(gl.data);
+    return;
+  }
+  const gd = gl.contiguousData() as Float32Array;
+  if (cur !== null && shapeEq(cur.shape, leaf.shape) && cur.dtype === leaf.dtype && exclusive(cur, new WeakSet())) {
+    adder(cur.data as Float32Array, gd, cur.data as Float32Array, gd.length);
     cur.bumpVersion();
     return;
   }
   const s = allocStorage(leaf.dtype, gd.length) as Float32Array;
   if (cur === null) s.set(gd);
-  else {
-    const cd = cur.contiguousData() as Float32Array;
-    for (let i = 0; i < s.length; i++) s[i] = cd[i] + gd[i];
-  }
+  else adder(cur.contiguousData() as Float32Array, gd, s, s.length);
   leaf.grad = new Tensor(s, leaf.shape, { dtype: leaf.dtype });
 }

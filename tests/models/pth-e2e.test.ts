@@ -2,16 +2,15 @@
 // which loads the .pth files torch.save wrote into our ten builders and checks the logits).
 //
 // For each of the ten torchvision architectures: our model, built without random draws (skipInit) and given the
-// fixture checkpoint's tensors (readPthSync + loadStateDict assign), has its state changed in place by our code (the
+// fixture checkpoint's tensors (readPth + loadStateDict assign), has its state changed in place by our code (the
 // fc head and every num_batches_tracked: what is written is not the file it came from), then writes its state dict
-// as .pth
-// (io/pth-write.ts) and .safetensors (io/safetensors.ts). Debian's torch (tests/models/pth_e2e.py, one process for
-// all archs) reads the .pth with torch.load(weights_only=True) and the .safetensors by hand, loads each strictly
-// into torchvision.models.<arch>(), and runs it in eval mode on the fixture's (2, 3, 97, 131) input. Checked: torch got an
-// OrderedDict with our keys, dtypes and shapes in order, the same bytes (CRC-32 of every tensor, both files), and
-// logits equal to ours under the project's rule max|ours - torch| <= 1e-4 * max|torch| + 1e-5; where that fails,
-// torchvision.test.ts's float64 fallback (PyTorch runs the model in float64; the rule is then held against that
-// exact answer) for networks whose float32 rounding PyTorch itself cannot keep within the rule.
+// as .pth (io/pth-write.ts) and .safetensors (io/safetensors.ts). Debian's torch (tests/models/pth_e2e.py, one
+// process for all archs) reads the .pth with torch.load(weights_only=True) and the .safetensors by hand, loads each
+// strictly into torchvision.models.<arch>(), and runs it in eval mode on the fixture's (2, 3, 97, 131) input.
+// Checked: torch got an OrderedDict with our keys, dtypes and shapes in order, the same bytes (CRC-32 of every
+// tensor, both files), and logits equal to ours under the project's rule max|ours - torch| <= 1e-4 * max|torch| +
+// 1e-5; where that fails, torchvision.test.ts's float64 fallback (PyTorch runs the model in float64; the rule is then
+// held against that exact answer) for networks whose float32 rounding PyTorch itself cannot keep within the rule.
 // Files are written one arch at a time into a temporary folder and removed at once (up to ~1 GB for wide_resnet101_2).
 // Also: loadStateDict's assign (aliasing, version counter, fallback to copying) and skipInit, on resnet18.
 
@@ -26,7 +25,7 @@ import { crc32 } from 'node:zlib';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { defaultGenerator } from '../../src/tensor/random.js';
 import { noGrad } from '../../src/tensor/autograd.js';
-import { extractStateDict, readPthSync } from '../../src/io/pth.js';
+import { extractStateDict, readPth } from '../../src/io/pth.js';
 import { writePthSync } from '../../src/io/pth-write.js';
 import { readSafetensorsSync, writeSafetensorsSync } from '../../src/io/safetensors.js';
 import { readNpySync, writeNpySync } from '../../src/io/npy.js';
@@ -43,7 +42,8 @@ const LOGITS_SCALE = 1e-4;
 const LOGITS_ATOL = 1e-5;
 
 const weightsPath = (arch: string) => fixture('torchvision', `${arch}.pth`);
-const weightsOf = (arch: string) => extractStateDict(readPthSync(weightsPath(arch)).object, weightsPath(arch));
+/** The fixture checkpoint through the asynchronous reader (torchvision.test.ts uses readPthSync). */
+const weightsOf = async (arch: string) => extractStateDict((await readPth(weightsPath(arch))).object, weightsPath(arch));
 
 // ---- the PyTorch side: one python3 process serving one request per arch ------------------------------------------
 
@@ -141,14 +141,14 @@ function logitsRule(ours: Tensor, torch: Tensor, arch: string, file: string, exa
 
 // ---- loading paths: assign and skipInit --------------------------------------------------------------------------
 
-test('skipInit: no random draws and no generator advanced; after a strict load the model equals one built normally', () => {
+test('skipInit: no random draws and no generator advanced; after a strict load the model equals one built normally', async () => {
   const before = defaultGenerator.getState();
   const lazy = skipInit(() => resnet18());
   assert.deepEqual(defaultGenerator.getState(), before, 'the default generator did not move');
   const sd = lazy.stateDict();
   assert.ok(sd.get('conv1.weight')!.toArray().every((v) => v === 0), 'random-initialised weights are left as allocated (zeros)');
   assert.ok(sd.get('bn1.weight')!.toArray().every((v) => v === 1), 'constant initialisation still runs (BN weight 1)');
-  const file = weightsOf('resnet18');
+  const file = await weightsOf('resnet18');
   lazy.loadStateDict(file);
   const normal = resnet18();
   assert.notDeepEqual(defaultGenerator.getState(), before, 'outside skipInit, building draws from the default generator');
@@ -157,8 +157,8 @@ test('skipInit: no random draws and no generator advanced; after a strict load t
   for (const [k, v] of normal.stateDict()) assert.deepEqual(loaded.get(k)!.toArray(), v.toArray(), `${k} after loading`);
 });
 
-test('loadStateDict assign: adopts whole-storage tensors (aliasing, shared version), copies the rest', () => {
-  const sd = weightsOf('resnet18');
+test('loadStateDict assign: adopts whole-storage tensors (aliasing, shared version), copies the rest', async () => {
+  const sd = await weightsOf('resnet18');
   const model = skipInit(() => resnet18());
   const oldFc = model.fc.weight;
   model.fc.weight.requiresGrad = false; // requires_grad is the module's, as in PyTorch
@@ -186,7 +186,7 @@ test('loadStateDict assign: adopts whole-storage tensors (aliasing, shared versi
   assert.equal(sd.get('conv1.weight')!.version, v0 + 1, 'the version counter is shared');
   // a non-contiguous entry (same values) is copied too
   const m2 = skipInit(() => resnet18());
-  const sd2 = weightsOf('resnet18');
+  const sd2 = await weightsOf('resnet18');
   const nc = sd2.get('fc.weight')!.transpose(0, 1).contiguous().transpose(0, 1);
   assert.equal(nc.isContiguous(), false);
   sd2.set('fc.weight', nc);
@@ -201,7 +201,7 @@ test('loadStateDict assign: adopts whole-storage tensors (aliasing, shared versi
 for (const [i, arch] of ARCHS.entries()) {
   test(`${arch}: our state dict written as .pth and .safetensors loads strictly in PyTorch (torch.load weights_only) and gives our logits`, async () => {
     const model = skipInit(() => getModel(arch));
-    model.loadStateDict(weightsOf(arch), { assign: true });
+    model.loadStateDict(await weightsOf(arch), { assign: true });
     // state of our own, changed in place: the head (a linear change of the logits) and every num_batches_tracked.
     // The BatchNorm statistics stay: even a 1% change shrinks the logits of these deep random-weight networks below
     // the float32 rounding noise that PyTorch itself has there (resnet152: 2e-3), and then no rule can hold.

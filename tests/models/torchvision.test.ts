@@ -29,7 +29,7 @@ import { withBackend } from '../../src/backend/select.js';
 import type { BackendName } from '../../src/backend/backend.js';
 import { BatchNorm2d, Conv2d, Linear } from '../../src/nn/layers.js';
 import { Module, Parameter, StateDictError } from '../../src/nn/module.js';
-import { BasicBlock, Bottleneck, MODELS, ResNet, getModel, resnet18, resnet50 } from '../../src/models/resnet.js';
+import { BasicBlock, Bottleneck, ResNet, getModel, resnet18, resnet50 } from '../../src/models/resnet.js';
 import { FIXTURES, backends, compare, fixture } from '../helpers.js';
 
 const ARCHS = ['resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnet152', 'resnext50_32x4d', 'resnext101_32x8d',
@@ -235,7 +235,6 @@ for (const [i, arch] of ARCHS.entries()) {
     const params = model.namedParameters();
     assert.equal(params.length, keys.keys.filter(([k]) => !/running_|num_batches/.test(k)).length, `${arch}: parameter count after loading`);
     for (const [k, p] of params) assert.ok(p instanceof Parameter && p.requiresGrad, `${arch}: ${k} is a Parameter that requires grad`);
-    model.eval();
     model.eval();
 
     const io = tensorsOf(`${arch}.io.safetensors`);

@@ -220,6 +220,24 @@ test('native maxPool2dBackward matches js (overlapping windows, ties) at every l
   }
 });
 
+test('native maxPool2d with indices (the training forward) matches js exactly on wide rows: vector path, NaN, ties', { skip: nativeSkip }, () => {
+  // >= 16 interior outputs per row, so stride 1 and 2 take the vector path; the edges take the scalar one
+  const cases = [poolParams(2, 3, 9, 40, [3, 3], [1, 1], [1, 1], [1, 1]), poolParams(1, 4, 11, 70, [2, 3], [1, 2], [0, 1], [1, 2]),
+    poolParams(1, 2, 8, 37, [3, 2], [2, 1], [1, 1], [2, 1])];
+  for (const [ci, p] of cases.entries()) {
+    const x = randArray(p.N * p.C * p.H * p.W, 90 + ci).map((v) => Math.round(v * 4)); // integer values: ties
+    for (let i = 0; i < x.length; i += 29) x[i] = NaN;
+    const ny = p.N * p.C * p.OH * p.OW, want = new Float32Array(ny), wantIdx = new Int32Array(ny);
+    jsBackend.maxPool2d(x, p, want, wantIdx);
+    everyConfig((cfg) => {
+      const y = new Float32Array(ny), idx = new Int32Array(ny);
+      native.maxPool2d(x, p, y, idx);
+      assert.deepEqual(y, want, `${cfg} case ${ci} values`);
+      assert.deepEqual(idx, wantIdx, `${cfg} case ${ci} indices`);
+    });
+  }
+});
+
 test('native adaptiveAvgPool2dBackward matches js (overlapping bins, the global case) at every level', { skip: nativeSkip }, () => {
   const cases: [number, number, number, number, number, number][] = [[2, 3, 7, 7, 1, 1], [2, 8, 13, 11, 1, 1], [2, 3, 10, 9, 4, 3], [1, 4, 5, 5, 7, 7], [1, 2, 64, 64, 1, 1]];
   for (const [ci, [N, C, H, W, OH, OW]] of cases.entries()) {
