@@ -13,6 +13,7 @@ import { readSafetensorsSync } from '../src/io/safetensors.js';
 import { randn } from '../src/tensor/creation.js';
 import { Generator } from '../src/tensor/random.js';
 import type { Tensor } from '../src/tensor/tensor.js';
+import { setGradEnabled } from '../src/tensor/autograd.js';
 import { packageRoot } from '../src/backend/native.js';
 
 const { values: v } = parseArgs({ options: {
@@ -47,6 +48,7 @@ const session = await ort.InferenceSession.create(onnxPath, {
 // both engines must compute the same thing before their speed means anything
 const check = readSafetensorsSync(join(out, `${arch}.check.safetensors`)).tensors;
 const x0 = check.get('input')!, ref = check.get('logits')!.toArray();
+setGradEnabled(false); // inference: no tape, fused eval path
 const ours0 = (model.forward(x0) as Tensor).toArray();
 const ort0 = Array.from((await session.run({ input: new ort.Tensor('float32', x0.contiguousData() as Float32Array, [...x0.shape]) })).logits.data as Float32Array);
 const maxRef = Math.max(...ref.map(Math.abs));

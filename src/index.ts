@@ -10,6 +10,7 @@
 // augmentation), optim (SGD, AdamW, LR schedules), train (fit, evaluate, fine-tuning helpers, checkpoints).
 
 export { Tensor } from './tensor/tensor.js';
+export { noGrad, enableGrad, isGradEnabled, setGradEnabled, type BackwardOptions } from './tensor/autograd.js';
 export type { DType } from './tensor/dtype.js';
 export * from './tensor/creation.js';
 export { Generator, manualSeed, defaultGenerator } from './tensor/random.js';

@@ -140,10 +140,29 @@ int64_t dl_conv2d_packed_size(const dl_conv2d_params *p) {
   return G * ((Og + MR - 1) / MR) * MR * K;
 }
 
+typedef struct {
+  const dl_conv2d_params *p;
+  const float *w;
+  float *packed;
+} pack_job;
+
+// Threads over (group, row panel): training re-packs every weight after every optimizer step.
+static void pack_task(void *arg, int ith, int nth) {
+  const pack_job *pj = arg;
+  const dl_conv2d_params *p = pj->p;
+  const int64_t G = p->groups, Og = p->O / G, K = p->C / G * p->KH * p->KW, MR = dl_gemm_mr();
+  const int64_t nmp = (Og + MR - 1) / MR, per = nmp * MR * K;
+  int64_t lo, hi;
+  dl_split(G * nmp, ith, nth, &lo, &hi);
+  for (int64_t u = lo; u < hi; u++) {
+    const int64_t g = u / nmp, m0 = u % nmp * MR, mr = Og - m0 < MR ? Og - m0 : MR;
+    dl_gemm_pack_a(mr, K, pj->w + (g * Og + m0) * K, K, 1, 1.0f, pj->packed + g * per + m0 * K);
+  }
+}
+
 void dl_conv2d_pack(const dl_conv2d_params *p, const float *w, float *packed) {
-  int64_t G = p->groups, Og = p->O / G, K = p->C / G * p->KH * p->KW, MR = dl_gemm_mr();
-  int64_t per = ((Og + MR - 1) / MR) * MR * K;
-  for (int64_t g = 0; g < G; g++) dl_gemm_pack_a(Og, K, w + g * Og * K, K, 1, 1.0f, packed + g * per);
+  pack_job pj = {p, w, packed};
+  dl_parallel(pack_task, &pj, dl_threads_for(p->O * (p->C / p->groups) * p->KH * p->KW, 1 << 16));
 }
 
 typedef struct {

@@ -85,49 +85,63 @@ int64_t dl_conv2d_bwd_data_packed_size(const dl_conv2d_params *p) {
 }
 
 // Per phase, per group: conv.c's packed A for the (Cg x Og*T) matrix wt[c][o*T + t] = w[o][c][kh(t)][kw(t)]:
-// row panels of MR channels, [k][MR] inside a panel, rows past Cg zero (dl_gemm_pack_a's layout). Written in one
-// pass, panel by panel.
+// row panels of MR channels, [k][MR] inside a panel, rows past Cg zero (dl_gemm_pack_a's layout); or, for the
+// direct grouped kernel, plainly wd[c][o][t]. Threads over (group, panel); sequential writes inside a panel.
+typedef struct {
+  const dl_conv2d_params *p;
+  const float *w;
+  float *packed;        // this phase's part
+  const int64_t *taps;  // tap t -> kh*KW + kw
+  int64_t T;
+  int direct;
+} bwd_pack_job;
+
+static void bwd_pack_task(void *arg, int ith, int nth) {
+  const bwd_pack_job *j = arg;
+  const dl_conv2d_params *p = j->p;
+  const int64_t G = p->groups, Cg = p->C / G, Og = p->O / G, KHW = p->KH * p->KW, MR = dl_gemm_mr(), T = j->T;
+  const int64_t nmp = j->direct ? 1 : (Cg + MR - 1) / MR, Kp = Og * T;
+  int64_t lo, hi;
+  dl_split(G * nmp, ith, nth, &lo, &hi);
+  for (int64_t u = lo; u < hi; u++) {
+    const int64_t g = u / nmp, mp = u % nmp;
+    if (j->direct) {
+      for (int64_t c = 0; c < Cg; c++)
+        for (int64_t o = 0; o < Og; o++)
+          for (int64_t t = 0; t < T; t++)
+            j->packed[((g * Cg + c) * Og + o) * T + t] = j->w[((g * Og + o) * Cg + c) * KHW + j->taps[t]];
+      continue;
+    }
+    const int64_t c0 = mp * MR, mr = Cg - c0 < MR ? Cg - c0 : MR;
+    float *dst = j->packed + (g * nmp + mp) * Kp * MR;
+    for (int64_t o = 0; o < Og; o++) {
+      const float *wo = j->w + ((g * Og + o) * Cg + c0) * KHW;
+      for (int64_t t = 0; t < T; t++, dst += MR) {
+        for (int64_t i = 0; i < mr; i++) dst[i] = wo[i * KHW + j->taps[t]];
+        for (int64_t i = mr; i < MR; i++) dst[i] = 0;
+      }
+    }
+  }
+}
+
 void dl_conv2d_bwd_data_pack(const dl_conv2d_params *p, const float *w, float *packed) {
-  const int64_t G = p->groups, Cg = p->C / G, Og = p->O / G, KHW = p->KH * p->KW, MR = dl_gemm_mr();
-  const int64_t nmp = (Cg + MR - 1) / MR;
+  const int64_t G = p->groups, Cg = p->C / G, Og = p->O / G, MR = dl_gemm_mr();
+  const int direct = bwd_data_direct(p);
   for (int64_t rh = 0; rh < p->stride_h; rh++) {
     phase_dim fh = phase_of(rh, p->H, p->KH, p->stride_h, p->pad_h, p->dilation_h);
     for (int64_t rw = 0; rw < p->stride_w; rw++) {
       phase_dim fw = phase_of(rw, p->W, p->KW, p->stride_w, p->pad_w, p->dilation_w);
       if (!phase_live(&fh, &fw)) continue;
-      const int64_t T = fh.n * fw.n, Kp = Og * T, per = nmp * MR * Kp;
-      int64_t small[256], *taps = T <= 256 ? small : malloc((size_t)T * sizeof(int64_t));  // tap t -> kh*KW + kw
+      const int64_t T = fh.n * fw.n;
+      int64_t small[256], *taps = T <= 256 ? small : malloc((size_t)T * sizeof(int64_t));
       if (!taps) abort();
       for (int64_t th = 0; th < fh.n; th++)
         for (int64_t tw = 0; tw < fw.n; tw++)
           taps[th * fw.n + tw] = (fh.k_last - th * fh.kstep) * p->KW + fw.k_last - tw * fw.kstep;
-      if (bwd_data_direct(p)) {  // wd[c][o][t] for the phase convolution (outputs c, inputs o)
-        for (int64_t g = 0; g < G; g++)
-          for (int64_t c = 0; c < Cg; c++)
-            for (int64_t o = 0; o < Og; o++)
-              for (int64_t t = 0; t < T; t++)
-                packed[((g * Cg + c) * Og + o) * T + t] = w[((g * Og + o) * Cg + c) * KHW + taps[t]];
-        if (taps != small) free(taps);
-        packed += p->C * Og * T;
-        continue;
-      }
-      for (int64_t g = 0; g < G; g++) {
-        float *pg = packed + g * per;
-        if (Cg % MR)  // zero rows of the last panel
-          for (int64_t k = 0; k < Kp; k++)
-            for (int64_t i = Cg % MR; i < MR; i++) pg[((nmp - 1) * Kp + k) * MR + i] = 0;
-        for (int64_t mp = 0; mp < nmp; mp++) {  // panel by panel: sequential writes, MR*KHW-float reads per o
-          const int64_t c0 = mp * MR, mr = Cg - c0 < MR ? Cg - c0 : MR;
-          float *dst = pg + mp * Kp * MR;
-          for (int64_t o = 0; o < Og; o++) {
-            const float *wo = w + ((g * Og + o) * Cg + c0) * KHW;
-            for (int64_t t = 0; t < T; t++, dst += MR)
-              for (int64_t i = 0; i < mr; i++) dst[i] = wo[i * KHW + taps[t]];
-          }
-        }
-      }
+      bwd_pack_job j = {p, w, packed, taps, T, direct};
+      dl_parallel(bwd_pack_task, &j, dl_threads_for(p->C * Og * T, 1 << 16));
       if (taps != small) free(taps);
-      packed += G * per;
+      packed += direct ? p->C * Og * T : G * ((Cg + MR - 1) / MR) * MR * Og * T;
     }
   }
 }

@@ -4,6 +4,7 @@ import { loadModel } from '../models/factory.js';
 import { backendInfo, setBackend, setNumThreads } from '../backend/select.js';
 import { randn } from '../tensor/creation.js';
 import { Generator } from '../tensor/random.js';
+import { setGradEnabled } from '../tensor/autograd.js';
 import { type Command, UsageError, intArg, oneOf, parse } from './args.js';
 
 const usage = `Usage: resnet bench [--arch NAME | --config config.json] [--weights SPEC] [--batch-size N] [--size 224]
@@ -45,6 +46,7 @@ async function run(argv: string[]): Promise<number> {
   const model = (await loadModel({ arch: v.arch, config: v.config, weights: v.weights, warn: (m) => console.error(`resnet bench: warning: ${m}`) })).eval();
   const name = v.arch ?? v.config ?? v.weights!;
   const x = randn([B, 3, S, S], { generator: new Generator(1) });
+  setGradEnabled(false); // inference only: no tape, fused eval path
   for (let i = 0; i < warmup; i++) model.forward(x);
   const times: number[] = [];
   for (let i = 0; i < repeats; i++) {

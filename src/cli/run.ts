@@ -4,6 +4,7 @@ import { readNpySync, writeNpySync } from '../io/npy.js';
 import { loadModel } from '../models/factory.js';
 import { setBackend, backendInfo } from '../backend/select.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { setGradEnabled } from '../tensor/autograd.js';
 import { type Command, UsageError, intArg, oneOf, parse } from './args.js';
 
 const usage = `Usage: resnet run [--arch NAME | --config config.json] --input x.npy --output y.npy
@@ -40,6 +41,7 @@ async function run(argv: string[]): Promise<number> {
   const x = readNpySync(v.input);
   if (x.dtype !== 'float32' || x.ndim !== 4) throw new Error(`${v.input}: expected a float32 (N,C,H,W) array but found ${x.dtype} of shape [${x.shape.join(', ')}]`);
   model.train(!!v['train-mode']);
+  setGradEnabled(false); // inference only: no tape, fused eval path
   const t0 = performance.now();
   const out = model.forward(x) as Tensor | { logits: Tensor };
   const ms = performance.now() - t0;

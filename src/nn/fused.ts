@@ -6,7 +6,8 @@
 // one kernel call. The folded tensors are cached per (conv, bn) and rebuilt when any source tensor changes
 // (their version counters). In training mode, or with any other norm layer, the modules run one by one.
 // They also run one by one when a module involved has forward hooks or a patched forward (hasInstanceForward),
-// so hooks observe every module, and inside withoutFusion(fn) (to compare fused and unfused results).
+// so hooks observe every module, and inside withoutFusion(fn) (to compare fused and unfused results), and when a
+// parameter of the pair wants a gradient while grad mode is on (paramsWantGrad below).
 
 import { Tensor } from '../tensor/tensor.js';
 import { isGradEnabled } from '../tensor/autograd.js';
@@ -81,7 +82,7 @@ function fusableRelu(act: Module | null): boolean {
  * its own and keeps no reference to x or to the residual, which is what lets inference code recycle them.
  */
 export function fusesConvBnAct(conv: Module, norm: Module, act: Module | null): boolean {
-  return canFold(conv, norm) && fusableRelu(act);
+  return canFold(conv, norm) && !paramsWantGrad(conv as Conv2d, norm) && fusableRelu(act);
 }
 
 /** fusesConvBnAct for convBnSequential(seq, x). */
@@ -99,19 +100,18 @@ export interface ConvBnOptions {
 }
 
 /**
- * True when a graph is being recorded through this conv+BN (its input or residual requires grad) and a parameter
- * folding would hide wants a gradient: the pair then runs unfused, so the gradients reach conv and BN parameters.
- * (With an input that needs no gradient, as an image, eval mode folds and treats the parameters as constants.)
+ * True when grad mode is on and a parameter that folding would hide wants a gradient: the pair then runs unfused,
+ * so an eval-mode model still gives every conv and BN parameter its gradient, as PyTorch does. Inference that
+ * wants the fused path runs under noGrad() (as the tutorial's `with torch.no_grad()`), or with frozen parameters.
  */
-function gradThroughParams(conv: Conv2d, bn: BatchNorm2d, x: Tensor, residual: Tensor | null): boolean {
-  return isGradEnabled() && (x.requiresGrad || !!residual?.requiresGrad) &&
-    [conv.weight, conv.bias, bn.weight, bn.bias].some((p) => p !== null && p.requiresGrad);
+function paramsWantGrad(conv: Conv2d, bn: BatchNorm2d): boolean {
+  return isGradEnabled() && [conv.weight, conv.bias, bn.weight, bn.bias].some((p) => p !== null && p.requiresGrad);
 }
 
 /** act(norm(conv(x)) + residual), fused when the modules allow it. */
 export function convBnAct(conv: Conv2d, norm: Module, x: Tensor, o: ConvBnOptions = {}): Tensor {
   const act = o.act ?? null;
-  if (canFold(conv, norm) && !gradThroughParams(conv, norm, x, o.residual ?? null)) {
+  if (canFold(conv, norm) && !paramsWantGrad(conv, norm)) {
     const f = foldConvBn(conv, norm);
     const fuseRelu = act !== null && fusableRelu(act);
     const y = F.conv2d(x, f.weight, f.bias, conv.convOptions(), { residual: o.residual ?? null, relu: fuseRelu });

@@ -178,6 +178,7 @@ export function isSavedStorage(s: object): boolean {
 function free(node: Node): void {
   if (!node.holdsData || node.saved === null) return;
   for (const [t] of node.versions) releaseStorage(t.data);
+  node.versions.length = 0; // drop the references too: the graph may outlive the backward (held by its output)
   node.saved = null;
 }
 

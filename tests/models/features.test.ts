@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { Tensor } from '../../src/tensor/tensor.js';
+import { noGrad } from '../../src/tensor/autograd.js';
 import { randn } from '../../src/tensor/creation.js';
 import { Generator } from '../../src/tensor/random.js';
 import { readSafetensorsSync } from '../../src/io/safetensors.js';
@@ -193,7 +194,7 @@ test('hooks: register, order, pre-hooks, replacing the output, remove', () => {
   assert.throws(() => m.registerForwardHook(42 as never), /Expected a function for the forward hook/);
 });
 
-test('hooks see every module of the fused torchvision forward; fused == unfused', (t) => {
+test('hooks see every module of the fused torchvision forward; fused == unfused', (t) => noGrad(() => { // inference: fused path
   const model = loadModel('resnet18');
   const x = randn([2, 3, 64, 64], { generator: new Generator(5) });
   const fused = model.forward(x) as Tensor;
@@ -213,7 +214,7 @@ test('hooks see every module of the fused torchvision forward; fused == unfused'
   assert.ok(fusesConvBnAct(model.conv1, model.bn1, model.relu), 'fusion is back once the hooks are gone');
   assert.deepEqual((model.forward(x) as Tensor).toArray(), fused.toArray(), 'fused again, bit for bit');
   t.diagnostic(`fused vs unfused logits: max |diff| ${r.maxAbs.toExponential(2)} (max |logit| ${r.maxRef.toFixed(2)})`);
-});
+}));
 
 test('hooks: an output kept by a hook is not recycled by the fused forward', () => {
   const model = loadModel('resnet18');

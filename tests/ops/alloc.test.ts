@@ -24,6 +24,7 @@ import { loadNative, nativePoolStats, nativePoolTrim, type PoolStats } from '../
 import { backendInfo, withBackend } from '../../src/backend/select.js';
 import type { Backend } from '../../src/backend/backend.js';
 import { Tensor } from '../../src/tensor/tensor.js';
+import { noGrad } from '../../src/tensor/autograd.js';
 import { parseSafetensors, serializeSafetensors } from '../../src/io/safetensors.js';
 import * as F from '../../src/ops/index.js';
 import { clearRecycled, outputBuffer, recycle, recycledBytes } from '../../src/ops/recycle.js';
@@ -302,7 +303,7 @@ if (CHILD) {
   });
 
   for (const { name, skip } of backends()) {
-    test(`ResNet forward recycling keeps every reachable tensor intact (${name})`, { skip }, () => withBackend(name, () => {
+    test(`ResNet forward recycling keeps every reachable tensor intact (${name})`, { skip }, () => withBackend(name, () => noGrad(() => { // inference: the fused, recycling path
       const cases: [string, () => ResNet, number[]][] = name === 'js'
         ? [['resnet18', () => resnet18({ seed: 1, numClasses: 10 }), [1, 3, 64, 64]]]
         : [['resnet18', () => resnet18({ seed: 1, numClasses: 10 }), [2, 3, 96, 96]], ['resnet50', () => resnet50({ seed: 2, numClasses: 10 }), [2, 3, 64, 64]]];
@@ -366,7 +367,7 @@ if (CHILD) {
         assert.equal(recycledBytes(), 0, `${arch}: training mode recycled`);
         model.eval();
       }
-    }));
+    })));
   }
 
   test('RESNET_POOL_MB=0 turns the pool off and backendInfo says so; a bad value is reported', { skip: nativeSkip }, () => {
