@@ -2,7 +2,7 @@
 //
 //   import { resnet50, fromArray, backendInfo } from 'resnet-ts';
 //   const model = resnet50({ seed: 0 }).eval();
-//   const logits = model.forward(x);            // x: float32 (N, 3, H, W)
+//   const logits = noGrad(() => model.forward(x));  // x: float32 (N, 3, H, W); noGrad as torch.no_grad()
 //
 // Layers, bottom up: tensor (Tensor, creation, random), backend (selection and info), ops (functional math),
 // nn (Module, layers, init, fusion), io (safetensors, npy), models (torchvision and Hugging Face families),

@@ -3,6 +3,7 @@
 
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
+import { totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Backend, Conv2dEpilogue, Conv2dParams, PackKey, Pool2dParams } from './backend.js';
@@ -171,7 +172,9 @@ export function nativeAllocPages(bytes: number): ArrayBuffer | null {
 const POOL_MIN = 16384;
 /** Elements above which alloc() is plain new Float32Array(n) (2 GB, the C side's cap). */
 const POOL_MAX = 2 ** 29;
-const POOL_DEFAULT_MB = 1024;
+/** Default pool bound: a quarter of physical memory, between 1 GB and 4 GB. A ResNet-50 training step at batch 8
+ * keeps ~2.5 GB live; outputs over the bound fall back to fresh (page-faulting) arrays, ~5x slower to first write. */
+const POOL_DEFAULT_MB = Math.min(4096, Math.max(1024, Math.floor(totalmem() / 4 / 2 ** 20)));
 
 let poolInfo = '';
 

@@ -218,5 +218,12 @@ for (const b of backends()) {
     model.zeroGrad();
     inputGrad(false);
     assertClose(w1, model.conv1.weight.grad!, { scale: 1e-5, what: 'conv1 weight gradient fused-path vs unfused' });
+    // an input that needs no gradient (an image): eval mode still gives every parameter its gradient, as PyTorch
+    model.zeroGrad();
+    (model.forward(x) as Tensor).sum().backward();
+    assertClose(model.conv1.weight.grad!, w1, { scale: 1e-5, what: 'conv1 weight gradient, eval mode, plain input' });
+    // under noGrad the same forward folds and records nothing
+    const y = noGrad(() => model.forward(x) as Tensor);
+    assert.equal(y.gradFn, null);
   }));
 }
