@@ -5,10 +5,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT } from '../helpers.js';
+import { ROOT, tempDir } from '../helpers.js';
 import { fromArray, zeros } from '../../src/tensor/creation.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { parseNpy, readNpySync, serializeNpy, writeNpySync } from '../../src/io/npy.js';
@@ -121,7 +120,7 @@ test('a misaligned buffer is copied, big-endian and narrow types are converted',
 });
 
 test('files numpy wrote read equal, and files we write load equal (and byte-identical) in numpy', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'npy-py-'));
+  const dir = tempDir('npy-py-');
   python('npy-write', dir);
   const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as Record<string, { file: string; shape: number[]; dtype: string; hex: string }>;
   assert.ok(Object.keys(manifest).length >= 20);
@@ -134,7 +133,7 @@ test('files numpy wrote read equal, and files we write load equal (and byte-iden
   assert.throws(() => readNpySync(join(dir, 'fortran.npy')), /fortran\.npy: "fortran_order": fortran_order True is not supported/);
   assert.throws(() => readNpySync(join(dir, 'object.npy')), /object\.npy: "descr": expected descr .* but received '\|O'/);
 
-  const out = mkdtempSync(join(tmpdir(), 'npy-ts-'));
+  const out = tempDir('npy-ts-');
   const ours: Record<string, unknown> = {};
   for (const [k, t] of sample()) {
     writeNpySync(join(out, `${k}.npy`), t);
@@ -183,7 +182,7 @@ test('every malformed file is rejected with a message naming the file and what w
 });
 
 test('file reads name the file; writes are atomic and leave no temp files', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'npy-io-'));
+  const dir = tempDir('npy-io-');
   const path = join(dir, 'x.npy');
   writeNpySync(path, sample().get('i64')!);
   assertSame(readNpySync(path), sample().get('i64')!, 'i64');

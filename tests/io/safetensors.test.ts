@@ -6,10 +6,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT } from '../helpers.js';
+import { ROOT, tempDir } from '../helpers.js';
 import { fromArray, zeros } from '../../src/tensor/creation.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { parseSafetensors, readSafetensors, readSafetensorsSync, serializeSafetensors, writeSafetensorsSync } from '../../src/io/safetensors.js';
@@ -174,7 +173,7 @@ test('tensors are zero-copy views when aligned, copies when not', () => {
 });
 
 test('a Python-written file of every dtype reads equal; every F16/BF16 pattern matches torch', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'st-py-'));
+  const dir = tempDir('st-py-');
   python('st-write', dir);
   const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
   const r = readSafetensorsSync(join(dir, 'py.safetensors'));
@@ -193,7 +192,7 @@ test('a Python-written file of every dtype reads equal; every F16/BF16 pattern m
 });
 
 test('files we write (F32, F16, BF16) read back in Python, bit-exact against numpy/torch rounding', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'st-ts-'));
+  const dir = tempDir('st-ts-');
   const vals = [1 + 2 ** -11, 1 + 3 * 2 ** -11, 65519, 65520, 2 ** -25, 3 * 2 ** -25, 2 ** -14 - 2 ** -25, 1 + 2 ** -8, 1 + 3 * 2 ** -8, -0, NaN, Infinity, -Infinity, 1e-45, 3e38];
   for (let i = 0; i < 500; i++) vals.push((Math.sin(i * 12.9898) * 43758.5453) % 1 * 10 ** ((i % 24) - 12));
   const x = fromArray(new Float32Array(vals), [vals.length]);
@@ -281,7 +280,7 @@ test('the writer rejects what it cannot write', () => {
 });
 
 test('file reads name the file; writes are atomic and leave no temp files', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'st-io-'));
+  const dir = tempDir('st-io-');
   const path = join(dir, 'w.safetensors');
   const src = sample();
   writeSafetensorsSync(path, src, { a: 'b' });

@@ -7,8 +7,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { fromArray, randn } from '../../src/tensor/creation.js';
@@ -21,7 +20,7 @@ import {
 } from '../../src/models/hf.js';
 import { hfConfigForTorchvision, hfToTorchvision, torchvisionArchForHF, torchvisionToHF } from '../../src/models/convert.js';
 import { BasicBlock, Bottleneck, ResNet, resnet18, resnet50 } from '../../src/models/resnet.js';
-import { assertClose, backends, fixture } from '../helpers.js';
+import { assertClose, backends, fixture, tempDir } from '../helpers.js';
 
 const TOL = { atol: 1e-5, scale: 1e-4 };
 type ModelClass = new (c: ResNetConfig, o?: HFModelOptions) => Module;
@@ -141,7 +140,7 @@ test('config.json: written as transformers writes it, read back unchanged', () =
   const { roundtrip } = JSON.parse(readFileSync(fixture('hf', 'configs.json'), 'utf8')) as {
     roundtrip: { dict: Record<string, unknown>; json: string; num_labels: number; out_features: string[]; out_indices: number[]; stage_names: string[] }[];
   };
-  const dir = mkdtempSync(join(tmpdir(), 'hf-config-'));
+  const dir = tempDir('hf-config-');
   roundtrip.forEach((r, i) => {
     const c = ResNetConfig.fromDict(r.dict);
     assert.equal(c.toJSONString(), r.json, `case ${i}: ${JSON.stringify(r.dict)}`);
@@ -410,7 +409,7 @@ test('conversion errors name the key or the reason', () => {
 });
 
 test('a saved config.json and a converted state dict load back into an identical model', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'hf-save-'));
+  const dir = tempDir('hf-save-');
   const config = hfConfigForTorchvision({ block: 'basic', layers: [1, 1, 1, 1] }, { numLabels: 3 });
   config.toJSONFile(join(dir, 'config.json'));
   writeFileSync(join(dir, 'note.txt'), 'x');
