@@ -24,7 +24,7 @@ import { homedir } from 'node:os';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type { Tensor } from '../tensor/tensor.js';
 import { extractStateDict, readPth } from './pth.js';
-import { readSafetensors } from './safetensors.js';
+import { looksLikeSafetensors, readSafetensors } from './safetensors.js';
 import { ProgressBar } from './progress.js';
 import { TensorFileError, writeFileAtomicSync } from './tensor-bytes.js';
 
@@ -360,8 +360,7 @@ async function readStateDict(file: string): Promise<Map<string, Tensor>> {
   } finally {
     await fh.close();
   }
-  const isPth = (head[0] === 0x50 && head[1] === 0x4b) || head[0] === 0x80;
-  if (!isPth && head[8] === 0x7b) return (await readSafetensors(file)).tensors; // u64 header length, then '{'
+  if (looksLikeSafetensors(head)) return (await readSafetensors(file)).tensors;
   return extractStateDict((await readPth(file)).object, file);
 }
 

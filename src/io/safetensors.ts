@@ -19,6 +19,15 @@ import { TensorFileError, badBoolIndex, bytesOf, concatChunks, float32ToHalf, ha
 /** Header lengths above this are refused (the Rust reference uses the same 100 MB cap). */
 export const SAFETENSORS_MAX_HEADER = 100_000_000;
 
+/**
+ * Whether a file's first 9 bytes are a safetensors start: a little-endian u64 header length (its top bytes zero),
+ * then the JSON header's '{'. Checked before any pickle/zip guess: a header length's low byte can be 0x80 (a pickle's
+ * PROTO) or its first two bytes "PK", while neither a torch.save zip nor a legacy pickle has '{' at byte 8.
+ */
+export function looksLikeSafetensors(head: Uint8Array): boolean {
+  return head.length >= 9 && head[8] === 0x7b && head[5] === 0 && head[6] === 0 && head[7] === 0;
+}
+
 export interface SafetensorsFile {
   /** Tensors in header order, keyed by their names exactly as in the file. */
   tensors: Map<string, Tensor>;

@@ -7,7 +7,7 @@
 
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import type { Tensor } from '../tensor/tensor.js';
-import { readSafetensorsSync } from '../io/safetensors.js';
+import { looksLikeSafetensors, readSafetensorsSync } from '../io/safetensors.js';
 import { STATE_DICT_KEYS, extractStateDict, readPthSync } from '../io/pth.js';
 
 export type WeightsFormat = 'safetensors' | 'pth';
@@ -50,8 +50,7 @@ export function sniffWeightsFormat(path: string): WeightsFormat {
   } catch (e) {
     throw new Error(`cannot read weights file ${path}: ${(e as Error).message}`, { cause: e });
   }
-  if ((n >= 2 && head[0] === 0x50 && head[1] === 0x4b) || (n >= 1 && head[0] === 0x80)) return 'pth';
-  if (n === 9 && head[8] === 0x7b) return 'safetensors';
+  if (n === 9 && looksLikeSafetensors(head)) return 'safetensors';
   // anything else goes to the .pth reader, whose error says what it found (and names tar / TorchScript files)
   return 'pth';
 }

@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { ROOT, tempDir } from '../helpers.js';
 import { fromArray, zeros } from '../../src/tensor/creation.js';
 import { Tensor } from '../../src/tensor/tensor.js';
-import { parseSafetensors, readSafetensors, readSafetensorsSync, serializeSafetensors, writeSafetensorsSync } from '../../src/io/safetensors.js';
+import { looksLikeSafetensors, parseSafetensors, readSafetensors, readSafetensorsSync, serializeSafetensors, writeSafetensorsSync } from '../../src/io/safetensors.js';
+import { readCheckpointFile } from '../../src/models/checkpoint.js';
 import { TensorFileError, bytesOf, f16BitsToF32Bits, f32BitsToBf16Bits, f32BitsToF16Bits } from '../../src/io/tensor-bytes.js';
 
 const hex = (t: Tensor) => Buffer.from(bytesOf(t.contiguousData())).toString('hex');
@@ -300,4 +301,31 @@ test('file reads name the file; writes are atomic and leave no temp files', asyn
   await assert.rejects(readSafetensors(path), (e: Error) => e.message.startsWith(`${path}: `));
   assert.throws(() => readSafetensorsSync(join(dir, 'missing.safetensors')), /cannot read safetensors file .*missing\.safetensors/);
   await assert.rejects(readSafetensors(join(dir, 'missing.safetensors')), /cannot read safetensors file .*missing\.safetensors/);
+});
+
+test('a safetensors file whose header length begins 0x80 (a pickle PROTO) or "PK" (zip) is still read as safetensors', () => {
+  const dir = tempDir('st-sniff-');
+  const w = fromArray([1, 2, 3], [3]);
+  for (const target of [0x80, 0x4b50]) {
+    // grow a metadata string until the (8-aligned) header is exactly `target` bytes long
+    let pad = 0, buf: Uint8Array;
+    for (;;) {
+      buf = serializeSafetensors({ w }, { p: 'x'.repeat(pad) });
+      const len = Number(new DataView(buf.buffer, buf.byteOffset).getBigUint64(0, true));
+      if (len === target) break;
+      assert.ok(len < target, `header length ${len} overshot ${target}`);
+      pad += Math.max(1, target - len - 7);
+    }
+    assert.ok(buf[0] === 0x80 || (buf[0] === 0x50 && buf[1] === 0x4b), 'the file starts like a pickle or a zip');
+    assert.ok(looksLikeSafetensors(buf));
+    const file = join(dir, `w-${target}.safetensors`);
+    writeFileSync(file, buf);
+    const ck = readCheckpointFile(file);
+    assert.equal(ck.format, 'safetensors');
+    assert.deepEqual(ck.stateDict.get('w')!.toArray(), [1, 2, 3]);
+  }
+  // torch.save's two containers are never taken for safetensors
+  const legacy = Uint8Array.from([0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20]);
+  const zip = Uint8Array.from([0x50, 0x4b, 0x03, 0x04, 0x00, 0x00, 0x08, 0x00, 0x00, 0x00]);
+  assert.ok(!looksLikeSafetensors(legacy) && !looksLikeSafetensors(zip));
 });
