@@ -4,6 +4,7 @@
 
 import { readFileSync } from 'node:fs';
 import { setBackend } from '../backend/select.js';
+import { fmtDuration } from '../io/progress.js';
 import { IMAGENET_CATEGORIES } from '../models/weights.js';
 import { type ClassifierOptions, type ClassifyResult, createClassifier } from '../infer/classifier.js';
 import { expandInputs } from '../infer/files.js';
@@ -108,9 +109,8 @@ export class CountProgress {
     const secs = (now - this.start) / 1000, rate = this.done / Math.max(secs, 1e-3);
     const frac = this.total ? this.done / this.total : 1, width = 20, fill = Math.round(frac * width);
     const eta = rate > 0 ? (this.total - this.done) / rate : Infinity;
-    const t = (s: number) => (Number.isFinite(s) ? `${Math.floor(s / 60)}:${String(Math.round(s % 60)).padStart(2, '0')}` : '--:--');
     const line = `${String(this.done).padStart(String(this.total).length)}/${this.total} [${'#'.repeat(fill)}${' '.repeat(width - fill)}] ` +
-      `${String(Math.floor(frac * 100)).padStart(3)}%  ${rate.toFixed(1)} images/s  ETA ${t(eta)}`;
+      `${String(Math.floor(frac * 100)).padStart(3)}%  ${rate.toFixed(1)} images/s  ETA ${fmtDuration(eta)}`;
     this.stream.write(`\r\x1b[K${line.slice(0, (this.stream.columns || 80) - 1)}`);
   }
 }

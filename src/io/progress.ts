@@ -8,8 +8,9 @@ function fmtBytes(n: number): string {
   return n >= 1024 * MB ? `${(n / (1024 * MB)).toFixed(2)} GB` : `${(n / MB).toFixed(1)} MB`;
 }
 
-function fmtDuration(s: number): string {
-  if (!Number.isFinite(s)) return '--:--';
+/** Seconds as m:ss or h:mm:ss ('--:--' when unknown); shared by every progress display. */
+export function fmtDuration(s: number): string {
+  if (!Number.isFinite(s) || s < 0) return '--:--';
   s = Math.round(s);
   const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
   const mmss = `${String(m).padStart(h > 0 ? 2 : 1, '0')}:${String(sec).padStart(2, '0')}`;

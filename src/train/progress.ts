@@ -2,15 +2,8 @@
 // images/s, ETA of the epoch), at most ten times a second; otherwise plain lines every `every` steps, so logs and
 // pipes get a readable record. Epoch summaries and notes are always whole lines.
 
+import { fmtDuration } from '../io/progress.js';
 import type { StepInfo } from './loop.js';
-
-export function fmtDuration(s: number): string {
-  if (!Number.isFinite(s) || s < 0) return '--:--';
-  s = Math.round(s);
-  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
-  const mmss = `${String(m).padStart(h > 0 ? 2 : 1, '0')}:${String(sec).padStart(2, '0')}`;
-  return h > 0 ? `${h}:${mmss}` : mmss;
-}
 
 export class TrainProgress {
   private lastDraw = 0;
