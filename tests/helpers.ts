@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Tensor } from '../src/tensor/tensor.js';
 import type { BackendName } from '../src/backend/backend.js';
-import { loadNative } from '../src/backend/native.js';
+import { loadNative, nativeIsaList, setNativeIsa } from '../src/backend/native.js';
 import { Generator } from '../src/tensor/random.js';
 
 /** Repository root (tests run from dist/tests/...). */
@@ -101,6 +101,28 @@ export function backends(): { name: BackendName; skip: string | false }[] {
     { name: 'js', skip: false },
     { name: 'native', skip: nat.backend ? false : `native backend unavailable: ${nat.info.error}` },
   ];
+}
+
+/**
+ * Run fn on the native backend at every SIMD level x thread count (1 and 2), restoring the level and thread count
+ * afterwards; fn gets a label ("avx512, 2 threads") for failure messages. Does nothing when native is unavailable.
+ */
+export function everyNativeConfig(fn: (cfg: string) => void): void {
+  const nat = loadNative();
+  if (!nat.backend) return;
+  const native = nat.backend, prevIsa = nat.info.isa, prevThreads = native.numThreads();
+  try {
+    for (const isa of nativeIsaList()) {
+      setNativeIsa(isa);
+      for (const t of [1, 2]) {
+        native.setNumThreads(t);
+        fn(`${isa}, ${t} thread${t > 1 ? 's' : ''}`);
+      }
+    }
+  } finally {
+    setNativeIsa(prevIsa);
+    native.setNumThreads(prevThreads);
+  }
 }
 
 /** n deterministic uniform values in [lo, hi) from the project's seeded generator. */

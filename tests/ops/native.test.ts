@@ -20,29 +20,12 @@ import assert from 'node:assert/strict';
 import { jsBackend } from '../../src/backend/js.js';
 import { loadNative, nativeIsaList, setNativeIsa } from '../../src/backend/native.js';
 import type { Backend, Conv2dParams, Pool2dParams } from '../../src/backend/backend.js';
-import { backends, randArray } from '../helpers.js';
+import { backends, everyNativeConfig, randArray } from '../helpers.js';
 
 const nativeSkip = backends().find((b) => b.name === 'native')!.skip;
 const native = loadNative().backend as Backend;
 const LEVELS = nativeSkip ? [] : nativeIsaList();
-const THREADS = [1, 2];
 
-/** Run fn on every SIMD level x thread count; failures name the configuration. */
-function everyConfig(fn: (cfg: string) => void): void {
-  const prevIsa = loadNative().info.isa, prevThreads = native.numThreads();
-  try {
-    for (const isa of LEVELS) {
-      setNativeIsa(isa);
-      for (const t of THREADS) {
-        native.setNumThreads(t);
-        fn(`${isa}, ${t} thread${t > 1 ? 's' : ''}`);
-      }
-    }
-  } finally {
-    setNativeIsa(prevIsa);
-    native.setNumThreads(prevThreads);
-  }
-}
 
 const rand = randArray;
 
@@ -134,7 +117,7 @@ test('native conv2d matches js (tolerance 1e-5 * conv(|x|,|w|) + |b| + |res|)', 
       const want = new Float32Array(ny), mag = new Float32Array(ny);
       jsBackend.conv2d(x, w, p, ep, want);
       jsBackend.conv2d(abs(x), abs(w), p, { bias: bias && abs(bias), residual: res && abs(res), relu: false }, mag);
-      everyConfig((cfg) => {
+      everyNativeConfig((cfg) => {
         for (const packed of [false, true]) {
           const y = new Float32Array(ny).fill(NaN);
           native.conv2d(x, w, p, ep, y, packed ? { key: w, version: 0 } : undefined);
@@ -166,7 +149,7 @@ test('native conv2d: packed weights follow the version and the geometry', { skip
   assertWithin(run(1), ref(), null, 1e-5, 1e-5, 'after bump'); // version bump -> repacked
   const q = convParams({ ...c, O: 5 });                       // same key and version, other geometry -> repacked
   assertWithin(run(1, q, w.subarray(0, 5 * 54)), ref(q, w.subarray(0, 5 * 54)), null, 1e-5, 1e-5, 'geometry');
-  everyConfig((cfg) => assertWithin(run(1), ref(), null, 1e-5, 1e-5, `${cfg} (repacked per SIMD level)`));
+  everyNativeConfig((cfg) => assertWithin(run(1), ref(), null, 1e-5, 1e-5, `${cfg} (repacked per SIMD level)`));
 });
 
 // ---- gemm -------------------------------------------------------------------------------------------------------
@@ -183,7 +166,7 @@ test('native gemm matches js for every transA/transB (tolerance 1e-5 * |A||B| + 
           const want = C0.slice(), mag = C0.map(Math.abs);
           jsBackend.gemm(ta, tb, M, N, K, alpha, A, B, beta, want);
           jsBackend.gemm(ta, tb, M, N, K, Math.abs(alpha), abs(A), abs(B), Math.abs(beta), mag);
-          everyConfig((cfg) => {
+          everyNativeConfig((cfg) => {
             if (M * N * K > 1e6 && cfg.startsWith('ref')) return;  // the naive C gemm is slow; covered by smaller shapes
             const got = C0.slice();
             native.gemm(ta, tb, M, N, K, alpha, A, B, beta, got);
@@ -210,7 +193,7 @@ test('native batchNorm matches js (tolerance 1e-6 * (|x*scale| + |shift|))', { s
         const c = Math.floor(i / HW) % C, s = (weight ? weight[c] : 1) / Math.sqrt(variance[c] + 1e-5);
         mag[i] = Math.abs(x[i] * s) + Math.abs((bias ? bias[c] : 0) - mean[c] * s);
       }
-      everyConfig((cfg) => {
+      everyNativeConfig((cfg) => {
         const y = new Float32Array(x.length);
         native.batchNorm(x, N, C, HW, mean, variance, weight, bias, 1e-5, relu, y);
         assertWithin(y, want, mag, 1e-6, 1e-30, `${cfg}, (${N},${C},${HW}) affine=${affine} relu=${relu}`);
@@ -224,7 +207,7 @@ test('native batchNormStats matches js (rtol 1e-6)', { skip: nativeSkip }, () =>
     const x = rand(N * C * HW, C * HW, 2, 5);  // an offset mean checks the two-pass variance
     const wm = new Float32Array(C), wv = new Float32Array(C);
     jsBackend.batchNormStats(x, N, C, HW, wm, wv);
-    everyConfig((cfg) => {
+    everyNativeConfig((cfg) => {
       const m = new Float32Array(C), v = new Float32Array(C);
       native.batchNormStats(x, N, C, HW, m, v);
       assertWithin(m, wm, null, 1e-6, 1e-30, `${cfg} mean (${N},${C},${HW})`);
@@ -263,7 +246,7 @@ test('native maxPool2d matches js exactly, with indices, ceil_mode, dilation, pa
     const ny = N * C * p.OH * p.OW;
     const want = new Float32Array(ny), wantIdx = new Int32Array(ny);
     jsBackend.maxPool2d(x, p, want, wantIdx);
-    everyConfig((cfg) => {
+    everyNativeConfig((cfg) => {
       const what = `${cfg}, x(${N},${C},${H},${W}) k${k} s${s} p${pd} d${d} ceil=${ceil}`;
       const y = new Float32Array(ny), idx = new Int32Array(ny);
       native.maxPool2d(x, p, y, idx);
@@ -281,7 +264,7 @@ test('native adaptiveAvgPool2d matches js (rtol 1e-6), non-divisible bins and th
     const x = rand(N * C * H * W, H * W + OH, -2, 3);
     const want = new Float32Array(N * C * OH * OW);
     jsBackend.adaptiveAvgPool2d(x, N, C, H, W, OH, OW, want);
-    everyConfig((cfg) => {
+    everyNativeConfig((cfg) => {
       const y = new Float32Array(want.length);
       native.adaptiveAvgPool2d(x, N, C, H, W, OH, OW, y);
       assertWithin(y, want, null, 1e-6, 1e-30, `${cfg}, (${N},${C},${H},${W}) -> ${OH}x${OW}`);
@@ -304,7 +287,7 @@ test('native relu and add match js exactly (NaN kept, -0 -> +0, in place)', { sk
     jsBackend.relu(a, r, n);
     jsBackend.add(a, b, s, n, false);
     jsBackend.add(a, b, sr, n, true);
-    everyConfig((cfg) => {
+    everyNativeConfig((cfg) => {
       const y = new Float32Array(n).fill(7);
       native.relu(a, y, n);
       assertWithin(y, r, null, 0, 0, `${cfg} relu n=${n}`);

@@ -16,31 +16,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { jsBackend } from '../../src/backend/js.js';
-import { loadNative, nativeIsaList, setNativeIsa } from '../../src/backend/native.js';
+import { loadNative } from '../../src/backend/native.js';
 import type { Backend, Conv2dParams, Pool2dParams } from '../../src/backend/backend.js';
-import { backends, randArray } from '../helpers.js';
+import { backends, everyNativeConfig, randArray } from '../helpers.js';
 
 const nativeSkip = backends().find((b) => b.name === 'native')!.skip;
 const native = loadNative().backend as Backend;
-const LEVELS = nativeSkip ? [] : nativeIsaList();
-const THREADS = [1, 2];
 const EPS32 = 2 ** -23;
 
-function everyConfig(fn: (cfg: string) => void): void {
-  const prevIsa = loadNative().info.isa, prevThreads = native.numThreads();
-  try {
-    for (const isa of LEVELS) {
-      setNativeIsa(isa);
-      for (const t of THREADS) {
-        native.setNumThreads(t);
-        fn(`${isa}, ${t} thread${t > 1 ? 's' : ''}`);
-      }
-    }
-  } finally {
-    setNativeIsa(prevIsa);
-    native.setNumThreads(prevThreads);
-  }
-}
 
 const abs = (a: Float32Array) => a.map(Math.abs);
 
@@ -117,7 +100,7 @@ test('native conv2dBackwardData/Weight match js and the C reference at every lev
       jsBackend.conv2dBackwardData(abs(dy), abs(w), p, adx);
       jsBackend.conv2dBackwardWeight(abs(x), abs(dy), p, adw, adb);
       const key = { key: {}, version: 0 };
-      everyConfig((cfg) => {
+      everyNativeConfig((cfg) => {
         const dx = new Float32Array(x.length).fill(NaN), dw = new Float32Array(w.length).fill(NaN);
         const db = new Float32Array(p.O).fill(NaN);
         native.conv2dBackwardData(dy, w, p, dx, key);
@@ -183,7 +166,7 @@ test('native batchNormBackward matches js and the C reference at every level', {
         mdx[i] = k0 * (Math.abs(dy[i]) + a / M + Math.abs((x[i] - mean[c]) * invstd[c]) * b / M);
       }
     }
-    everyConfig((cfg) => {
+    everyNativeConfig((cfg) => {
       const dx = new Float32Array(n).fill(NaN), dw = new Float32Array(C).fill(NaN), db = new Float32Array(C).fill(NaN);
       native.batchNormBackward(x, dy, N, C, HW, mean, invstd, weight, dx, dw, db);
       const what = `${cfg} N${N} C${C} HW${HW}`;
@@ -212,7 +195,7 @@ test('native maxPool2dBackward matches js (overlapping windows, ties) at every l
     const dy = randArray(ny, 50 + ci), want = new Float32Array(x.length), mag = new Float32Array(x.length);
     jsBackend.maxPool2dBackward(dy, idx, p, want);
     jsBackend.maxPool2dBackward(abs(dy), idx, p, mag);
-    everyConfig((cfg) => {
+    everyNativeConfig((cfg) => {
       const dx = new Float32Array(x.length).fill(NaN);
       native.maxPool2dBackward(dy, idx, p, dx);
       assertWithin(dx, want, mag, 8 * EPS32, 0, `${cfg} case ${ci}`);
@@ -229,7 +212,7 @@ test('native maxPool2d with indices (the training forward) matches js exactly on
     for (let i = 0; i < x.length; i += 29) x[i] = NaN;
     const ny = p.N * p.C * p.OH * p.OW, want = new Float32Array(ny), wantIdx = new Int32Array(ny);
     jsBackend.maxPool2d(x, p, want, wantIdx);
-    everyConfig((cfg) => {
+    everyNativeConfig((cfg) => {
       const y = new Float32Array(ny), idx = new Int32Array(ny);
       native.maxPool2d(x, p, y, idx);
       assert.deepEqual(y, want, `${cfg} case ${ci} values`);
@@ -244,7 +227,7 @@ test('native adaptiveAvgPool2dBackward matches js (overlapping bins, the global 
     const dy = randArray(N * C * OH * OW, 60 + ci), want = new Float32Array(N * C * H * W), mag = new Float32Array(want.length);
     jsBackend.adaptiveAvgPool2dBackward(dy, N, C, H, W, OH, OW, want);
     jsBackend.adaptiveAvgPool2dBackward(abs(dy), N, C, H, W, OH, OW, mag);
-    everyConfig((cfg) => {
+    everyNativeConfig((cfg) => {
       const dx = new Float32Array(want.length).fill(NaN);
       native.adaptiveAvgPool2dBackward(dy, N, C, H, W, OH, OW, dx);
       assertWithin(dx, want, mag, 8 * EPS32, 0, `${cfg} ${H}x${W} -> ${OH}x${OW}`);
@@ -257,7 +240,7 @@ test('native reluBackward matches js exactly, also in place', { skip: nativeSkip
     const y = randArray(n, 70 + n).map((v) => (v < -0.3 ? 0 : v < 0 ? -0 : v)), dy = randArray(n, 80 + n);
     const want = new Float32Array(n);
     jsBackend.reluBackward(dy, y, want, n);
-    everyConfig((cfg) => {
+    everyNativeConfig((cfg) => {
       const dx = new Float32Array(n).fill(NaN);
       native.reluBackward(dy, y, dx, n);
       assert.deepEqual(dx, want, `${cfg} n=${n}`);
