@@ -19,7 +19,6 @@ import { Tensor } from '../tensor/tensor.js';
 import { noGrad } from '../tensor/autograd.js';
 import { Module } from '../nn/module.js';
 import { Linear } from '../nn/layers.js';
-import { skipInit } from '../nn/init.js';
 import { DownloadError, hfHubDownload } from '../io/hub.js';
 import type { ReadImageOptions } from '../data/image.js';
 import { ConvNextImageProcessor } from '../data/hf-processor.js';
@@ -306,11 +305,7 @@ export async function createClassifier(o: ClassifierOptions = {}): Promise<Class
     let numClasses = o.numClasses;
     const fc = r?.family === 'torchvision' && !r.weights ? r.stateDict.get('fc.weight') : undefined;
     if (numClasses === undefined && o.arch && fc?.ndim === 2) numClasses = fc.shape[0]; // a fine-tuned head
-    const build = () => buildModel({ arch: o.arch, config: o.config, numClasses, seed: o.seed, warn }, r);
-    // a strict load overwrites every parameter and buffer (or throws): drawing random initial values first is wasted
-    // time (most of it, for a big model); HF folders load leniently (missing keys stay initialised), so they draw
-    const strict = r !== null && r.kind !== 'hf-folder' && r.kind !== 'hf-hub';
-    model = strict ? skipInit(build) : build();
+    model = buildModel({ arch: o.arch, config: o.config, numClasses, seed: o.seed, warn }, r); // skips the random init a strict load would overwrite
   }
   const preprocess = o.preprocess !== undefined ? toSpec(o.preprocess) : await choosePreprocess(o, r, warn);
   const labels = o.labels !== undefined ? [...o.labels] : labelsOf(model, r);

@@ -19,6 +19,7 @@ import { existsSync, statSync } from 'node:fs';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Module } from '../nn/module.js';
 import { hashPrefixFromFileName, loadStateDictFromUrl } from '../io/hub.js';
+import { skipInit } from '../nn/init.js';
 import { getModel, listModels } from './resnet.js';
 import { ResNetConfig, ResNetForImageClassification } from './hf.js';
 import { type Weights, getModelWeights, getWeight } from './weights.js';
@@ -177,17 +178,24 @@ function buildTorchvision(arch: string, o: CreateModelOptions, w: ResolvedWeight
       sd = hfToTorchvision(w.stateDict);
     });
   }
-  const model = getModel(arch, { numClasses, seed: o.seed ?? 0 });
+  // a strict load overwrites every parameter and buffer (or throws): drawing random initial values first would be
+  // wasted time (most of the build, for a big model), so they are skipped when weights follow
+  const build = () => getModel(arch, { numClasses, seed: o.seed ?? 0 });
+  const model = sd ? skipInit(build) : build();
   if (sd) naming(w!.source, () => model.loadStateDict(sd!));
   return model;
 }
 
 function buildHF(config: ResNetConfig, o: CreateModelOptions, w: ResolvedWeights | null): Module {
   if (o.numClasses !== undefined) config = configWithOverrides(config, { numLabels: o.numClasses });
-  const model = new ResNetForImageClassification(config, { seed: o.seed ?? 0 });
+  // HF folders and repos load leniently (missing keys keep their initial values, as transformers does), so only
+  // they need the random initial draw; any other weights load strictly and overwrite everything
+  const lenient = w?.kind === 'hf-folder' || w?.kind === 'hf-hub';
+  const build = () => new ResNetForImageClassification(config, { seed: o.seed ?? 0 });
+  const model = w && !lenient ? skipInit(build) : build();
   if (!w) return model;
   const sd = w.family === 'torchvision' ? naming(w.source, () => torchvisionToHF(w.stateDict)) : w.stateDict;
-  if (w.kind === 'hf-folder' || w.kind === 'hf-hub') loadHFStateDict(model, sd, { source: w.source, architectures: w.config?.architectures, warn: o.warn });
+  if (lenient) loadHFStateDict(model, sd, { source: w.source, architectures: w.config?.architectures, warn: o.warn });
   else naming(w.source, () => model.loadStateDict(sd));
   return model;
 }
