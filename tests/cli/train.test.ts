@@ -6,13 +6,12 @@
 // back and checked against the run's own validation numbers (and for a bare state dict with --arch); usage errors
 // exit 2.
 
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT } from '../helpers.js';
+import { ROOT, tempDir } from '../helpers.js';
 import { Generator } from '../../src/tensor/random.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { loadSharp } from '../../src/data/image.js';
@@ -20,15 +19,6 @@ import { ResNetConfig, ResNetForImageClassification } from '../../src/models/hf.
 import { loadCheckpoint, saveCheckpoint } from '../../src/train/checkpoint.js';
 
 const MAIN = join(ROOT, 'dist', 'src', 'cli', 'main.js');
-const temps: string[] = [];
-after(() => {
-  for (const d of temps) rmSync(d, { recursive: true, force: true });
-});
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'cli-train-'));
-  temps.push(d);
-  return d;
-}
 
 function resnet(args: string[], cwd?: string) {
   const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', cwd });
@@ -51,7 +41,7 @@ function sameBits(a: Map<string, Tensor>, b: Map<string, Tensor>, what: string):
 }
 
 test('usage errors exit 2 with the usage; bad runs exit 1', () => {
-  const dir = tempDir();
+  const dir = tempDir('cli-train-');
   for (const args of [
     ['train', '--data', 'fashion-mnist', '--arch', 'resnet18'], // no --out
     ['train', '--data', 'fashion-mnist', '--arch', 'resnet18', '--out', join(dir, 'r'), '--lr', 'fast'],
@@ -79,7 +69,7 @@ test('usage errors exit 2 with the usage; bad runs exit 1', () => {
 });
 
 test('a run killed with SIGKILL mid-epoch and resumed ends bit-identical to an unbroken run', async () => {
-  const dir = tempDir();
+  const dir = tempDir('cli-train-');
   const arch = tinyConfigFile(dir, 1);
   const args = (out: string) => ['train', '--data', 'fashion-mnist', '--arch', arch, '--out', join(dir, out), '--epochs', '2', '--batch-size', '16',
     '--limit-train', '256', '--limit-val', '64', '--checkpoint-every', '4', '--seed', '3', '--scheduler', 'onecycle', '--label-smoothing', '0.1'];
@@ -144,7 +134,7 @@ async function writeHalves(root: string, split: string, perClass: number, seed: 
 }
 
 test('fine-tuning with --weights and --freeze-backbone on an image folder; files; resnet eval --json agrees with the run', async () => {
-  const dir = tempDir();
+  const dir = tempDir('cli-train-');
   const data = join(dir, 'halves');
   await writeHalves(data, 'train', 24, 1);
   await writeHalves(data, 'val', 8, 2);

@@ -4,13 +4,12 @@
 // the cifar-stem, 1-channel recipe builds in PyTorch as documented; and the file loads back into ours with the
 // tutorial's calls (loadCheckpoint, model.loadStateDict(ckpt.model_state_dict)) to the same logits and state.
 
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT } from '../helpers.js';
+import { ROOT, tempDir } from '../helpers.js';
 import { writeNpySync } from '../../src/io/npy.js';
 import { readPthSync } from '../../src/io/pth.js';
 import { pyTuple } from '../../src/io/pickle.js';
@@ -26,15 +25,6 @@ import { replaceHead } from '../../src/train/finetune.js';
 import { decodeFloats, encodeFloats, loadCheckpoint, saveCheckpoint } from '../../src/train/checkpoint.js';
 import { buildSpecModel, makeSpec } from '../../src/train/model-spec.js';
 
-const temps: string[] = [];
-after(() => {
-  for (const d of temps) rmSync(d, { recursive: true, force: true });
-});
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'ckpt-'));
-  temps.push(d);
-  return d;
-}
 
 const evalLogits = (m: Module, x: Tensor) => noGrad(() => (m.eval().forward(x) as Tensor).contiguous());
 
@@ -62,7 +52,7 @@ test('floats outside tensors become 0-dim float64 tensors and come back as the s
 });
 
 test('a checkpoint of the tutorial flow loads in PyTorch (weights_only=True) and back into ours', () => {
-  const dir = tempDir();
+  const dir = tempDir('ckpt-');
   // seed 004: a model with 1000 classes, fc replaced by a 3-class Linear, fine-tuned a few SGD steps
   const model = resnet18({ seed: 1 });
   replaceHead(model, 3, { seed: 2 });

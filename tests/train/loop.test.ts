@@ -3,10 +3,9 @@
 // and resumed ends bit-identical to an unbroken one, and the fine-tuning helpers (head swap, freezing with and
 // without frozen-BN eval mode, parameter groups, pretrained weights into another head / stem / channel count).
 
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { Generator } from '../../src/tensor/random.js';
@@ -25,16 +24,8 @@ import { freezeBackbone, headOf, paramGroups, replaceHead } from '../../src/trai
 import { loadCheckpoint } from '../../src/train/checkpoint.js';
 import { buildSpecModel, loadWeightsInto, makeSpec } from '../../src/train/model-spec.js';
 import { limitDataset } from '../../src/train/recipe.js';
+import { tempDir } from '../helpers.js';
 
-const temps: string[] = [];
-after(() => {
-  for (const d of temps) rmSync(d, { recursive: true, force: true });
-});
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'loop-'));
-  temps.push(d);
-  return d;
-}
 
 function tinyConfig(o: { channels?: number; labels?: number } = {}): ResNetConfig {
   return new ResNetConfig({ numChannels: o.channels ?? 1, embeddingSize: 8, hiddenSizes: [8, 16, 24, 32], depths: [1, 1, 1, 1], layerType: 'basic', numLabels: o.labels ?? 10 });
@@ -71,7 +62,7 @@ test('fit learns Fashion-MNIST on a tiny ResNet: loss falls, validation accuracy
   const valLoader = new DataLoader(val, { batchSize: 64 });
   const optimizer = new SGD(model.parameters(), { lr: 0.1, momentum: 0.9 });
   const scheduler = new CosineAnnealingLR(optimizer, { tMax: 3 });
-  const dir = tempDir();
+  const dir = tempDir('loop-');
   const steps: number[] = [];
   const r = await fit({ model, trainLoader, valLoader, optimizer, scheduler, epochs: 3, checkpointDir: dir, traceEvery: 4, onStep: (s) => steps.push(s.loss) });
   const h = r.history;
@@ -137,9 +128,9 @@ async function halvesRun(o: { dir: string; seed: number; stopAt?: [number, numbe
 }
 
 test('a run interrupted after a mid-epoch checkpoint and resumed (fresh model, optimizer, OneCycleLR) ends bit-identical', async () => {
-  const a = await halvesRun({ dir: tempDir(), seed: 1 });
+  const a = await halvesRun({ dir: tempDir('loop-'), seed: 1 });
   assert.equal(a.scheduler.lastEpoch, 12, 'OneCycleLR steps once per batch');
-  const dir = tempDir();
+  const dir = tempDir('loop-');
   await assert.rejects(halvesRun({ dir, seed: 1, stopAt: [1, 3] }), /simulated crash/);
   const mid = loadCheckpoint(join(dir, 'last.pth'));
   assert.deepEqual([mid.epoch, mid.batch, mid.global_step], [1, 2, 8]);
