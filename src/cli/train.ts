@@ -26,7 +26,9 @@ Model      --weights SPEC          start from these weights (file, HF folder, hf
                                    as DEFAULT); the head is replaced for the data's classes
            --num-classes K         must equal the data's class count (default: that count)
            --in-channels C         1 or 3 (default: 1 for fashion-mnist, 3 for folders)
-           --stem imagenet|cifar   cifar: 3x3 stride-1 conv1 and no max pool, for small images
+           --stem imagenet|cifar|small
+                                   cifar: 3x3 stride-1 conv1 and no max pool, for small images; small: the same
+                                   conv1 with the max pool kept (a quarter of cifar's work)
                                    (default: cifar for fashion-mnist, imagenet for folders)
            --freeze-backbone       train only the head (requires_grad False elsewhere)
            --freeze-bn             with --freeze-backbone: frozen BatchNorm layers in eval mode (default: PyTorch's

@@ -83,10 +83,16 @@ test('a checkpoint of the tutorial flow loads in PyTorch (weights_only=True) and
   writeNpySync(join(dir, 'x2.npy'), xs);
   writeNpySync(join(dir, 'y2.npy'), evalLogits(small, xs));
   saveCheckpoint(join(dir, 'cifar.pth'), { model_state_dict: small.stateDict(), model_spec: spec });
+  // the shipped model's recipe: the same conv1 with the max pool kept (the 'small' stem)
+  const specS = makeSpec({ arch: 'resnet18', numClasses: 10, inChannels: 1, stem: 'small' });
+  const pooled = buildSpecModel(specS, { seed: 7 });
+  writeNpySync(join(dir, 'y3.npy'), evalLogits(pooled, xs));
+  saveCheckpoint(join(dir, 'small.pth'), { model_state_dict: pooled.stateDict(), model_spec: specS });
 
   const cases = [
     { name: 'tutorial', file: 'tutorial.pth', arch: 'resnet18', num_classes: 3, input: 'x1.npy', logits: 'y1.npy' },
     { name: 'cifar', file: 'cifar.pth', input: 'x2.npy', logits: 'y2.npy' },
+    { name: 'small', file: 'small.pth', input: 'x2.npy', logits: 'y3.npy' },
   ];
   writeFileSync(join(dir, 'manifest.json'), JSON.stringify({ cases }));
   const r = spawnSync('/usr/bin/python3', [join(ROOT, 'tests', 'train', 'checkpoint_check.py'), dir], { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: '1' } });
@@ -94,7 +100,7 @@ test('a checkpoint of the tutorial flow loads in PyTorch (weights_only=True) and
   assert.equal(r.status, 0, `checkpoint_check.py failed:\n${r.stdout}\n${r.stderr}`);
   const res = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, any>); // eslint-disable-line @typescript-eslint/no-explicit-any
   for (const c of res) assert.equal(c.error, undefined, `${c.name}: ${c.error}`);
-  const [tut, cif] = res;
+  const [tut, cif, sml] = res;
   assert.deepEqual(tut.keys, ['model_state_dict', 'optimizer_state_dict', 'epoch', 'loss', 'class_names']);
   assert.ok(tut.logits_max_abs_diff <= 1e-4 * Math.max(1, tut.logits_scale), `tutorial logits differ by ${tut.logits_max_abs_diff} (scale ${tut.logits_scale})`);
   assert.ok(tut.argmax_equal);
@@ -104,6 +110,8 @@ test('a checkpoint of the tutorial flow loads in PyTorch (weights_only=True) and
   assert.equal(tut.loss.value, lastLoss, 'the float is stored exactly');
   assert.deepEqual(tut.optim, { lr: 0.01, momentum: 0.9, weight_decay: 1e-4, groups: 1, state_entries: 62, buffers_match_params: true, stepped: true, finite: true });
   assert.ok(cif.logits_max_abs_diff <= 1e-4 * Math.max(1, cif.logits_scale), `cifar-stem logits differ by ${cif.logits_max_abs_diff}`);
+  assert.ok(sml.logits_max_abs_diff <= 1e-4 * Math.max(1, sml.logits_scale), `small-stem logits differ by ${sml.logits_max_abs_diff}`);
+  assert.ok(sml.argmax_equal);
 
   // back into ours, with the tutorial's calls
   const ckpt = loadCheckpoint(path);

@@ -21,9 +21,10 @@ def build(case, ckpt):
         m.fc = nn.Linear(num_ftrs, case['num_classes'])
         return m
     m = getattr(torchvision.models, spec['arch'])(num_classes=spec['num_classes'])
-    if spec['stem'] == 'cifar':
+    if spec['stem'] in ('cifar', 'small'):
         m.conv1 = nn.Conv2d(spec['in_channels'], m.conv1.out_channels, 3, 1, 1, bias=False)
-        m.maxpool = nn.Identity()
+        if spec['stem'] == 'cifar':
+            m.maxpool = nn.Identity()
     elif spec['in_channels'] != 3:
         m.conv1 = nn.Conv2d(spec['in_channels'], m.conv1.out_channels, 7, 2, 3, bias=False)
     return m
