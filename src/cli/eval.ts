@@ -1,15 +1,18 @@
 // resnet eval: accuracy, per-class accuracy and the confusion matrix of a checkpoint on a dataset. The checkpoint
 // is one `resnet train` wrote (its model_spec, class names and transforms are used), or any state dict / torch.save
 // checkpoint (the tutorial's {model_state_dict, ...}) with --arch: classes, input channels and stem then come from
-// the weights' shapes.
+// the weights' shapes; or a resnet-ts model folder (resnet export's), whose own preprocessing is then the transform.
 
+import { statSync } from 'node:fs';
 import { readCheckpointFile } from '../models/checkpoint.js';
+import { readModelFolder } from '../models/model-folder.js';
+import type { TransformSpec } from '../data/augment.js';
 import { setBackend } from '../backend/select.js';
 import { DataLoader } from '../data/loader.js';
 import { decodeFloats } from '../train/checkpoint.js';
 import { evaluate } from '../train/loop.js';
 import { formatConfusion, formatPerClass } from '../train/metrics.js';
-import { type ModelSpec, buildSpecModel, inferSpec, specFromCheckpoint } from '../train/model-spec.js';
+import { type ModelSpec, buildSpecModel, inferSpec, specFromCheckpoint } from '../models/model-spec.js';
 import { type DataRecipe, dataRecipe, evalTransform, limitDataset, openSplit } from '../train/recipe.js';
 import { type Command, UsageError, intArg, oneOf, parse } from './args.js';
 
@@ -17,8 +20,8 @@ const usage = `Usage: resnet eval --checkpoint FILE --data <DIR | fashion-mnist[
                    [--split val|train] [--batch-size B] [--workers N] [--limit N] [--image-size S] [--json]
                    [--backend js|native]
 
-Evaluates FILE (a checkpoint from resnet train, or with --arch any .pth/.safetensors state dict or torch.save
-checkpoint) in eval mode on the validation split (Fashion-MNIST: the test split; a folder: DIR/val, DIR/test, or
+Evaluates FILE (a checkpoint from resnet train, a model folder from resnet export, or with --arch any
+.pth/.safetensors state dict or torch.save checkpoint) in eval mode on the validation split (Fashion-MNIST: the test split; a folder: DIR/val, DIR/test, or
 DIR itself when it has no train/ sub-folder) and prints accuracy, per-class accuracy and the confusion matrix
 (rows: true class, columns: predicted). --json prints one JSON object instead.`;
 
@@ -56,10 +59,20 @@ async function run(argv: string[]): Promise<number> {
   const backend = oneOf(v.backend, '--backend', ['js', 'native'] as const, usage);
   if (backend) setBackend(backend);
 
-  const file = readCheckpointFile(v.checkpoint);
-  const meta = metaOf(file.object, v.checkpoint);
+  let stateDict, meta: Meta, folderTransform: TransformSpec[] | null = null;
+  if (statSync(v.checkpoint, { throwIfNoEntry: false })?.isDirectory()) {
+    if (v.arch) throw new UsageError(`${v.checkpoint} is a model folder, which says its model: leave out --arch`, usage);
+    const f = readModelFolder(v.checkpoint);
+    ({ stateDict } = f);
+    meta = { spec: f.spec, classNames: f.labels, recipe: null };
+    folderTransform = f.preprocess as TransformSpec[] | null;
+  } else {
+    const file = readCheckpointFile(v.checkpoint);
+    stateDict = file.stateDict;
+    meta = metaOf(file.object, v.checkpoint);
+  }
   let spec = meta.spec;
-  if (v.arch) spec = inferSpec(v.arch, file.stateDict);
+  if (v.arch) spec = inferSpec(v.arch, stateDict);
   if (!spec) throw new UsageError(`${v.checkpoint} does not say which model it holds (no model_spec: not written by resnet train); give --arch`, usage);
 
   let recipe = dataRecipe(v.data, { imageSize, inChannels: spec.in_channels, augment: 'none' });
@@ -68,14 +81,14 @@ async function run(argv: string[]): Promise<number> {
     recipe = { ...recipe, image_size: imageSize ?? saved.image_size, mean: [...saved.mean], std: [...saved.std] };
   }
   const useTrainFolder = split === 'val' && recipe.source === 'image-folder' && recipe.val === null && recipe.train === v.data;
-  const s = openSplit(recipe, useTrainFolder ? 'train' : split, evalTransform(recipe));
+  const s = openSplit(recipe, useTrainFolder ? 'train' : split, folderTransform && imageSize === undefined ? folderTransform : evalTransform(recipe));
   if (!s) throw new Error(`--data ${v.data}: has a train/ folder but no val/, valid/, validation/ or test/ folder to evaluate on (use --split train, or point --data at the folder to evaluate)`);
   if (meta.classNames && meta.classNames.join('\n') !== s.classes.join('\n')) {
     throw new Error(`the data's classes (${s.classes.join(', ')}) are not the checkpoint's (${meta.classNames.join(', ')}): label indices would not match`);
   }
   if (s.classes.length !== spec.num_classes) throw new Error(`the data has ${s.classes.length} classes but the model has ${spec.num_classes} outputs`);
   const model = buildSpecModel(spec);
-  model.loadStateDict(file.stateDict);
+  model.loadStateDict(stateDict);
   const ds = limitDataset(s.dataset, limit, 0);
   const loader = new DataLoader(ds, { batchSize, numWorkers: workers });
   let r;

@@ -13,10 +13,11 @@ import { convertCommand } from './convert.js';
 import { summaryCommand } from './summary.js';
 import { trainCommand } from './train.js';
 import { evalCommand } from './eval.js';
+import { exportCommand } from './export.js';
 import { predictCommand } from './predict.js';
 import { embedCommand } from './embed.js';
 
-const commands: Command[] = [runCommand, benchCommand, inspectCommand, convertCommand, summaryCommand, predictCommand, embedCommand, trainCommand, evalCommand];
+const commands: Command[] = [runCommand, benchCommand, inspectCommand, convertCommand, summaryCommand, predictCommand, embedCommand, trainCommand, evalCommand, exportCommand];
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string };

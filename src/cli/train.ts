@@ -1,6 +1,6 @@
 // resnet train: train or fine-tune a ResNet on an image folder or Fashion-MNIST, with checkpoints PyTorch loads,
 // metric files and curves, and --resume (from a mid-epoch checkpoint too). The loop is train/loop.ts; what a run
-// is made of (data, transforms, optimizer, schedule, model) is train/recipe.ts and train/model-spec.ts.
+// is made of (data, transforms, optimizer, schedule, model) is train/recipe.ts and models/model-spec.ts.
 
 import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -13,10 +13,10 @@ import { type TrainCheckpoint, loadCheckpoint, removeStaleTemps } from '../train
 import { freezeBackbone } from '../train/finetune.js';
 import { fit, traceRows, type EvalResult } from '../train/loop.js';
 import { writeMetricFiles } from '../train/metrics.js';
-import { type ModelSpec, STEMS, type Stem, buildSpecModel, loadWeightsInto, makeSpec, specFromCheckpoint } from '../train/model-spec.js';
+import { type ModelSpec, STEMS, type Stem, buildSpecModel, loadWeightsInto, makeSpec, specFromCheckpoint } from '../models/model-spec.js';
 import { curvesSvg } from '../train/plot.js';
 import { TrainProgress } from '../train/progress.js';
-import { SCHEDULES, type DataRecipe, type OptimConfig, type ScheduleConfig, type ScheduleName, dataRecipe, evalTransform, limitDataset, makeOptimizer, makeScheduler, openSplit, trainTransform } from '../train/recipe.js';
+import { SCHEDULES, type DataRecipe, type OptimConfig, type ScheduleConfig, type ScheduleName, dataRecipe, evalTransform, inferenceTransform, limitDataset, makeOptimizer, makeScheduler, openSplit, trainTransform } from '../train/recipe.js';
 import { writeFileAtomicSync } from '../io/tensor-bytes.js';
 import { type Command, UsageError, intArg, oneOf, parse } from './args.js';
 
@@ -230,7 +230,7 @@ async function run(argv: string[]): Promise<number> {
     const r = await fit({
       model, trainLoader, valLoader, optimizer, scheduler, schedulerInterval: 'step', epochs: setup.epochs, lossFn, numClasses: classes.length,
       checkpointDir: out, checkpointEvery: every, resume: ckpt, frozenBnEval: !!a['freeze-bn'],
-      checkpointExtra: { model_spec: spec, class_names: classes, run_config: runConfig },
+      checkpointExtra: { model_spec: spec, class_names: classes, run_config: runConfig, preprocess: JSON.stringify(inferenceTransform(recipe)) },
       onStep: (s) => bar.step(s),
       onCheckpoint: (c) => { if (c.batch > 0) bar.line(`checkpoint ${c.path} (epoch ${c.epoch + 1}, step ${c.batch}/${c.batches})`); },
       onEpoch: (row, val: EvalResult | null, st) => {

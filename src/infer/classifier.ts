@@ -8,8 +8,8 @@
 //
 // What the weights decide (each overridable): the preprocessing, the registry entry's torchvision preset for a
 // registry name, the folder's (or hub repo's) preprocessor_config.json for Hugging Face weights (also one beside
-// `config`), else ImageNet's V1 preset; the labels, the entry's categories or config.json's id2label, else
-// "class N". Inputs are paths, encoded bytes or decoded RgbImages; each gets its own result, and an input that cannot
+// `config`), a resnet-ts model folder's own transforms (models/model-folder.ts), else ImageNet's V1 preset; the
+// labels, the entry's categories, the model folder's labels or config.json's id2label, else "class N". Inputs are paths, encoded bytes or decoded RgbImages; each gets its own result, and an input that cannot
 // be read or decoded gets an error naming it while the others are answered. Batches of batchSize are decoded in a
 // worker thread (decode.ts), the next batch while this one computes; results come in input order.
 
@@ -27,7 +27,8 @@ import { ResNetForImageClassification, ResNetModel } from '../models/hf.js';
 import type { Weights } from '../models/weights.js';
 import { type ResolvedWeights, buildModel, resolveWeights } from '../models/factory.js';
 import { type HubOptions, pretrainedSource } from '../models/pretrained.js';
-import { type Preprocess, type PreprocessFn, type PreprocessSpec, DEFAULT_PREPROCESS, describePreprocess, toSpec } from './preprocess.js';
+import { type Preprocess, type PreprocessFn, type PreprocessSpec, DEFAULT_PREPROCESS, describePreprocess, makePreprocessFn, toSpec } from './preprocess.js';
+import type { TransformSpec } from '../data/augment.js';
 import { Decoder, type InferInput, type Item, type Prepared, inputName } from './decode.js';
 
 export const PREPROCESSOR_CONFIG = 'preprocessor_config.json';
@@ -257,6 +258,16 @@ export class Classifier {
 /** The preprocessing the weights call for (see the file header), and where it came from. */
 async function choosePreprocess(o: ClassifierOptions, r: ResolvedWeights | null, warn: (m: string) => void): Promise<PreprocessSpec> {
   if (r?.weights) return { kind: 'torchvision', options: { ...r.weights.transforms } };
+  if (r?.preprocess) {
+    const spec = { kind: 'transforms' as const, transforms: r.preprocess as TransformSpec[] };
+    try {
+      makePreprocessFn(spec);
+    } catch (e) {
+      throw new Error(`${r.source}: its preprocess: ${(e as Error).message}`, { cause: e });
+    }
+    return spec;
+  }
+  if (r?.spec) warn(`${r.source} does not say its preprocessing (a checkpoint from before resnet train wrote it); preprocessing with ImageNet's V1 preset (resize 256, crop 224)`);
   const fromFile = async (path: string) => ({ kind: 'convnext' as const, config: (await ConvNextImageProcessor.fromFile(path)).toJSON() });
   if (r && (r.kind === 'hf-folder' || r.kind === 'hf-hub')) {
     let path: string | null = join(r.source, PREPROCESSOR_CONFIG);
@@ -277,9 +288,10 @@ async function choosePreprocess(o: ClassifierOptions, r: ResolvedWeights | null,
   return DEFAULT_PREPROCESS;
 }
 
-/** Class names from the weights: a registry entry's categories, or the HF config's id2label; else null. */
+/** Class names from the weights: a registry entry's categories, a model folder's labels, the HF config's id2label; else null. */
 function labelsOf(model: Module, r: ResolvedWeights | null): string[] | null {
   if (r?.weights) return [...r.weights.meta.categories];
+  if (r?.labels) return [...r.labels];
   if (model instanceof ResNetForImageClassification || model instanceof ResNetModel) {
     const id2label = model.config.id2label;
     const n = model.config.numLabels;

@@ -2,7 +2,9 @@
 // (every --weights goes through resolveWeights) and for users who do not want to pick the class themselves.
 // A weights spec is one of:
 //   a file       a torch.save checkpoint (.pth/.pt/.bin) or safetensors, told apart by content
-//   a folder     a Hugging Face model folder (config.json + weights; see pretrained.ts)
+//   a folder     a resnet-ts model folder (config.json with "library": "resnet-ts", model.safetensors; see
+//                model-folder.ts: it says the model, its labels and its preprocessing), or a Hugging Face model
+//                folder (config.json + weights; see pretrained.ts)
 //   hf:org/name  a Hugging Face repo id (hf:org/name@revision), through the Hugging Face cache ($HF_HOME, offline mode)
 //   a URL        http(s)://.../<name>.pth through the torch.hub cache; the sha256 prefix is checked when the file
 //                name carries one (<name>-<hex>.pth, torchvision's convention)
@@ -27,6 +29,8 @@ import { hfToTorchvision, torchvisionArchForHF, torchvisionToHF } from './conver
 import { type HubOptions, configWithOverrides, loadHFStateDict, locatePretrained, locatePretrainedDir, readPretrainedStateDict } from './pretrained.js';
 import { readCheckpointFile, readStateDictFile } from './checkpoint.js';
 import { type KeyFamily, guessArchitecture, keyFamily } from './arch-guess.js';
+import { type ModelSpec, buildSpecModel, specFromCheckpoint } from './model-spec.js';
+import { isModelFolder, readModelFolder } from './model-folder.js';
 
 export interface ResolveOptions extends HubOptions {
   /** The torchvision builder short registry names (DEFAULT, IMAGENET1K_V2) belong to. */
@@ -47,7 +51,7 @@ export interface CreateModelOptions extends ResolveOptions {
 }
 
 export interface ResolvedWeights {
-  kind: 'file' | 'hf-folder' | 'hf-hub' | 'url' | 'registry';
+  kind: 'file' | 'model-folder' | 'hf-folder' | 'hf-hub' | 'url' | 'registry';
   /** What messages name: the path, folder, repo id, URL or registry name. */
   source: string;
   stateDict: Map<string, Tensor>;
@@ -60,6 +64,12 @@ export interface ResolvedWeights {
   arch: string | null;
   /** Files holding a checkpoint dict: the key the state dict came from (model_state_dict, ...). */
   stateDictKey: string | null;
+  /** A resnet-ts model folder or `resnet train` checkpoint: the model it holds (which the model is built from). */
+  spec: ModelSpec | null;
+  /** A resnet-ts model folder or `resnet train` checkpoint: its class names. */
+  labels: string[] | null;
+  /** A model folder or train checkpoint: its inference transform (TransformSpec JSON, checked by infer/preprocess.ts). */
+  preprocess: unknown[] | null;
 }
 
 type SpecKind = ResolvedWeights['kind'] | 'missing';
@@ -70,12 +80,14 @@ function specKind(spec: string): SpecKind {
   if (typeof spec !== 'string' || spec === '') throw new TypeError(`Expected a weights spec (file, folder, hf:org/name, URL or registry name) but received ${JSON.stringify(spec)} of type ${typeof spec}`);
   if (spec.startsWith('hf:')) return 'hf-hub';
   if (/^https?:\/\//i.test(spec)) return 'url';
-  if (existsSync(spec)) return statSync(spec).isDirectory() ? 'hf-folder' : 'file';
+  if (existsSync(spec)) return statSync(spec).isDirectory() ? (isModelFolder(spec) ? 'model-folder' : 'hf-folder') : 'file';
   return REGISTRY_NAME.test(spec) ? 'registry' : 'missing';
 }
 
 function resolved(kind: ResolvedWeights['kind'], source: string, sd: Map<string, Tensor>, extra: Partial<ResolvedWeights> = {}): ResolvedWeights {
-  return { kind, source, stateDict: sd, family: keyFamily(sd.keys()), config: null, weights: null, arch: null, stateDictKey: null, ...extra };
+  return {
+    kind, source, stateDict: sd, family: keyFamily(sd.keys()), config: null, weights: null, arch: null, stateDictKey: null, spec: null, labels: null, preprocess: null, ...extra,
+  };
 }
 
 /** A local file or folder; null for specs that need a download. */
@@ -85,13 +97,41 @@ function resolveLocal(spec: string, kind: SpecKind): ResolvedWeights | null {
   }
   if (kind === 'file') {
     const c = readCheckpointFile(spec);
+    const top = c.object instanceof Map ? c.object : null;
+    if (top?.has('model_spec')) return resolved('file', spec, c.stateDict, { stateDictKey: c.stateDictKey, ...trainCheckpointModel(top, spec) });
     return resolved('file', spec, c.stateDict, { stateDictKey: c.stateDictKey });
+  }
+  if (kind === 'model-folder') {
+    const f = readModelFolder(spec);
+    return resolved('model-folder', spec, f.stateDict, { spec: f.spec, labels: f.labels, preprocess: f.preprocess });
   }
   if (kind === 'hf-folder') {
     const files = locatePretrainedDir(spec);
     return resolved('hf-folder', spec, readPretrainedStateDict(files), { config: ResNetConfig.fromJSONFile(files.config) });
   }
   return null;
+}
+
+/**
+ * What a `resnet train` checkpoint says about its model: model_spec (a dict of strings and ints), class_names, and
+ * preprocess (the inference transform as JSON text; absent in checkpoints from before it was written).
+ */
+function trainCheckpointModel(top: Map<unknown, unknown>, path: string): Pick<ResolvedWeights, 'spec' | 'labels' | 'preprocess'> {
+  const raw = top.get('model_spec');
+  const spec = specFromCheckpoint(raw instanceof Map ? Object.fromEntries(raw) : raw, path);
+  const names = top.get('class_names');
+  const labels = Array.isArray(names) && names.length === spec.num_classes && names.every((n) => typeof n === 'string') ? names as string[] : null;
+  const text = top.get('preprocess');
+  let preprocess: unknown[] | null = null;
+  if (typeof text === 'string') {
+    try {
+      preprocess = JSON.parse(text) as unknown[];
+    } catch (e) {
+      throw new Error(`${path}: preprocess is not JSON text (${(e as Error).message})`, { cause: e });
+    }
+    if (!Array.isArray(preprocess)) throw new TypeError(`${path}: expected preprocess to be a JSON list of transforms`);
+  }
+  return { spec, labels, preprocess };
 }
 
 /** The torchvision builder whose enum is `enumName`. */
@@ -200,8 +240,20 @@ function buildHF(config: ResNetConfig, o: CreateModelOptions, w: ResolvedWeights
   return model;
 }
 
+/** A model folder's model: built from its spec (no random init: the strict load overwrites it all). */
+function buildFromSpec(spec: ModelSpec, o: CreateModelOptions, w: ResolvedWeights): Module {
+  const what = spec.arch ?? 'model described by a transformers config';
+  if (o.config) throw new RangeError(`${w.source}: these weights carry their model's description (a ${what}); leave out config`);
+  if (o.arch && o.arch !== spec.arch) throw new RangeError(`${w.source}: these weights are a ${what}, not a ${o.arch}; leave out arch`);
+  if (o.numClasses !== undefined && o.numClasses !== spec.num_classes) throw new RangeError(`${w.source}: the model has ${spec.num_classes} classes, not ${o.numClasses}`);
+  const model = skipInit(() => buildSpecModel(spec));
+  naming(w.source, () => model.loadStateDict(w.stateDict));
+  return model;
+}
+
 /** The model for `o`, with `w` loaded into it (the architecture may come from the weights). */
 export function buildModel(o: CreateModelOptions, w: ResolvedWeights | null): Module {
+  if (w?.spec) return buildFromSpec(w.spec, o, w);
   if (o.arch && o.config) throw new RangeError('give exactly one of arch (a torchvision builder) or config (an HF config.json)');
   if (o.arch) return buildTorchvision(o.arch, o, w);
   if (o.config) return buildHF(ResNetConfig.fromJSONFile(o.config), o, w);

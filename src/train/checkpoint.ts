@@ -18,7 +18,8 @@
 // seed (the data loader's: with epoch and batch it is the whole loader/RNG position, see data/loader.ts),
 // epoch_state (the running sums of the unfinished epoch), metrics (the last finished epoch's row), history (every
 // finished epoch's row), loss_trace (float64 (n, 2): global step, mean train loss since the previous point), best
-// ({metric, value, epoch} or None), then whatever the caller adds (the CLI: model_spec, class_names, run_config).
+// ({metric, value, epoch} or None), then whatever the caller adds (the CLI: model_spec, class_names, run_config, and
+// preprocess: the inference transform as JSON text, which models/factory.ts reads).
 // Files are written atomically (temp file + fsync + rename, io/tensor-bytes.ts), so a killed run never leaves a
 // partial file under the final name.
 

@@ -7,9 +7,9 @@ export {
   saveCheckpoint, loadCheckpoint, encodeFloats, decodeFloats, floatTensor, CHECKPOINT_FORMAT,
   type TrainCheckpoint, type EpochMetrics, type EpochState, type BestMetric,
 } from './checkpoint.js';
-export { makeSpec, buildSpecModel, inferSpec, loadWeightsInto, adaptInputConv, specFromCheckpoint, STEMS, type ModelSpec, type Stem, type SpecOptions } from './model-spec.js';
+export { makeSpec, buildSpecModel, inferSpec, loadWeightsInto, adaptInputConv, specFromCheckpoint, STEMS, type ModelSpec, type Stem, type SpecOptions } from '../models/model-spec.js';
 export {
-  dataRecipe, trainTransform, evalTransform, openSplit, limitDataset, makeOptimizer, makeScheduler, SCHEDULES,
+  dataRecipe, trainTransform, evalTransform, inferenceTransform, openSplit, limitDataset, makeOptimizer, makeScheduler, SCHEDULES,
   type DataRecipe, type OptimConfig, type ScheduleConfig, type ScheduleName,
 } from './recipe.js';
 export { ConfusionMatrix, formatConfusion, formatPerClass, writeMetricFiles } from './metrics.js';

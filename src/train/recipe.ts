@@ -94,6 +94,21 @@ export function evalTransform(r: DataRecipe): TransformSpec[] {
   return [...geometry, ...channelSteps(r), { name: 'Normalize', mean: r.mean, std: r.std }];
 }
 
+/**
+ * What a model trained on this recipe needs at inference time, for any decoded RGB image (not only the dataset's):
+ * the eval transform's geometry made total (Fashion-MNIST: Resize(size) + CenterCrop(size), which leave a 28x28
+ * image as it is), then the channel conversion (Grayscale(1) for grey models; Grayscale(3) for a Fashion-MNIST
+ * model with 3 channels), then Normalize. Checkpoints and model folders carry it as `preprocess`.
+ */
+export function inferenceTransform(r: DataRecipe): TransformSpec[] {
+  const s = r.image_size;
+  const norm: TransformSpec = { name: 'Normalize', mean: r.mean, std: r.std };
+  if (r.source === 'fashion-mnist') {
+    return [{ name: 'Resize', size: s }, { name: 'CenterCrop', size: s }, { name: 'Grayscale', numOutputChannels: r.in_channels === 3 ? 3 : 1 }, norm];
+  }
+  return evalTransform(r);
+}
+
 /** The training transform of a recipe (the eval transform when augment is 'none'). */
 export function trainTransform(r: DataRecipe): TransformSpec[] {
   if (r.augment === 'none') return evalTransform(r);

@@ -23,7 +23,7 @@ import { resnet18 } from '../../src/models/resnet.js';
 import type { Module } from '../../src/nn/module.js';
 import { replaceHead } from '../../src/train/finetune.js';
 import { decodeFloats, encodeFloats, loadCheckpoint, saveCheckpoint } from '../../src/train/checkpoint.js';
-import { buildSpecModel, makeSpec } from '../../src/train/model-spec.js';
+import { buildSpecModel, makeSpec } from '../../src/models/model-spec.js';
 
 
 const evalLogits = (m: Module, x: Tensor) => noGrad(() => (m.eval().forward(x) as Tensor).contiguous());

@@ -22,7 +22,7 @@ import { resnet18 } from '../../src/models/resnet.js';
 import { evaluate, fit, logitsOf } from '../../src/train/loop.js';
 import { freezeBackbone, headOf, paramGroups, replaceHead } from '../../src/train/finetune.js';
 import { loadCheckpoint } from '../../src/train/checkpoint.js';
-import { buildSpecModel, loadWeightsInto, makeSpec } from '../../src/train/model-spec.js';
+import { buildSpecModel, loadWeightsInto, makeSpec } from '../../src/models/model-spec.js';
 import { limitDataset } from '../../src/train/recipe.js';
 import { tempDir } from '../helpers.js';
 

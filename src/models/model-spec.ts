@@ -23,11 +23,11 @@ import { Generator } from '../tensor/random.js';
 import type { Module } from '../nn/module.js';
 import { Conv2d, Identity } from '../nn/layers.js';
 import { kaimingNormal_ } from '../nn/init.js';
-import { ResNet, getModel, listModels } from '../models/resnet.js';
-import { ResNetConfig, ResNetConvLayer, ResNetForImageClassification } from '../models/hf.js';
-import { configWithOverrides } from '../models/pretrained.js';
-import { hfToTorchvision, torchvisionToHF } from '../models/convert.js';
-import type { ResolvedWeights } from '../models/factory.js';
+import { ResNet, getModel, listModels } from './resnet.js';
+import { ResNetConfig, ResNetConvLayer, ResNetForImageClassification } from './hf.js';
+import { configWithOverrides } from './pretrained.js';
+import { hfToTorchvision, torchvisionToHF } from './convert.js';
+import type { ResolvedWeights } from './factory.js';
 
 export type Stem = 'imagenet' | 'cifar' | 'small';
 export const STEMS: readonly Stem[] = ['imagenet', 'cifar', 'small'];
@@ -158,7 +158,7 @@ export function adaptInputConv(w: Tensor, target: readonly number[]): Tensor | n
  * and the stem may differ (a new head for the new classes; a cifar stem; another channel count, adapted): those are
  * returned as notes. Any other missing, unexpected or mismatched key is an error listing them all.
  */
-export function loadWeightsInto(model: Module, spec: ModelSpec, w: ResolvedWeights): string[] {
+export function loadWeightsInto(model: Module, spec: ModelSpec, w: Pick<ResolvedWeights, 'stateDict' | 'family' | 'source'>): string[] {
   let sd = w.stateDict;
   if (spec.family === 'torchvision' && w.family === 'hf') sd = hfToTorchvision(sd);
   else if (spec.family === 'hf' && w.family === 'torchvision') sd = torchvisionToHF(sd);
