@@ -2,6 +2,8 @@
 # with plain torch and torchvision, load its model.safetensors (float16 storage widened to float32, read here with
 # numpy: Debian has no python3-safetensors), and compare its eval logits on the test's input with ours.
 # Usage: model_folder_check.py DIR x.npy y.npy; prints one JSON object.
+#        model_folder_check.py DIR --images A.png B.png ...: classifies the images through the model card's
+#        torchvision transforms (from config.json's preprocess) and prints {"top1": [...], "prob": [...]}.
 import json
 import os
 import struct
@@ -13,7 +15,7 @@ import torchvision
 
 ST = {'F32': np.float32, 'F16': np.float16, 'I64': np.int64}
 
-d, xpath, ypath = sys.argv[1:4]
+d = sys.argv[1]
 cfg = json.load(open(os.path.join(d, 'config.json')))
 spec = cfg['model_spec']
 assert spec['family'] == 'torchvision' and spec['stem'] in ('cifar', 'small'), spec
@@ -36,6 +38,24 @@ if spec['stem'] == 'cifar':
     m.maxpool = torch.nn.Identity()
 m.load_state_dict(sd)
 m.eval()
+if sys.argv[2] == '--images':
+    from PIL import Image
+    import torchvision.transforms as T
+    steps = []
+    for t in cfg['preprocess']:
+        if t['name'] == 'Normalize':
+            steps += [T.ToTensor(), T.Normalize(t['mean'], t['std'])]
+        elif t['name'] == 'Grayscale':
+            steps.append(T.Grayscale(t.get('numOutputChannels', 1)))
+        else:
+            steps.append(getattr(T, t['name'])(t['size']))
+    tf = T.Compose(steps)
+    x = torch.stack([tf(Image.open(p).convert('RGB')) for p in sys.argv[3:]])
+    with torch.no_grad():
+        p = m(x).softmax(1)
+    print(json.dumps({'top1': p.argmax(1).tolist(), 'prob': p.max(1).values.tolist(), 'dtypes': sorted(dtypes)}))
+    sys.exit(0)
+xpath, ypath = sys.argv[2:4]
 x = torch.from_numpy(np.load(xpath))
 ref = torch.from_numpy(np.load(ypath))
 with torch.no_grad():
