@@ -6,6 +6,7 @@
 import { statSync } from 'node:fs';
 import { readCheckpointFile } from '../models/checkpoint.js';
 import { readModelFolder } from '../models/model-folder.js';
+import { downloadFashionMNIST } from '../data/fashion-mnist.js';
 import type { TransformSpec } from '../data/augment.js';
 import { setBackend } from '../backend/select.js';
 import { DataLoader } from '../data/loader.js';
@@ -17,13 +18,14 @@ import { type DataRecipe, dataRecipe, evalTransform, limitDataset, openSplit } f
 import { type Command, UsageError, intArg, oneOf, parse } from './args.js';
 
 const usage = `Usage: resnet eval --checkpoint FILE --data <DIR | fashion-mnist[:ROOT]> [--arch <builder | config.json>]
-                   [--split val|train] [--batch-size B] [--workers N] [--limit N] [--image-size S] [--json]
+                   [--split val|train] [--batch-size B] [--workers N] [--limit N] [--image-size S] [--json] [--download]
                    [--backend js|native]
 
 Evaluates FILE (a checkpoint from resnet train, a model folder from resnet export, or with --arch any
 .pth/.safetensors state dict or torch.save checkpoint) in eval mode on the validation split (Fashion-MNIST: the test split; a folder: DIR/val, DIR/test, or
 DIR itself when it has no train/ sub-folder) and prints accuracy, per-class accuracy and the confusion matrix
-(rows: true class, columns: predicted). --json prints one JSON object instead.`;
+(rows: true class, columns: predicted). --json prints one JSON object instead. --download fetches missing
+Fashion-MNIST files (torchvision's mirror, MD5-checked) into ROOT/FashionMNIST/raw.`;
 
 interface Meta {
   spec: ModelSpec | null;
@@ -44,6 +46,7 @@ async function run(argv: string[]): Promise<number> {
   const { values: v } = parse(argv, {
     checkpoint: { type: 'string' }, data: { type: 'string' }, arch: { type: 'string' }, split: { type: 'string' }, 'batch-size': { type: 'string' },
     workers: { type: 'string' }, limit: { type: 'string' }, 'image-size': { type: 'string' }, json: { type: 'boolean' }, backend: { type: 'string' },
+    download: { type: 'boolean' },
   }, usage);
   if (v.help) {
     console.log(usage);
@@ -80,6 +83,7 @@ async function run(argv: string[]): Promise<number> {
   if (saved && saved.source === recipe.source && saved.in_channels === recipe.in_channels) {
     recipe = { ...recipe, image_size: imageSize ?? saved.image_size, mean: [...saved.mean], std: [...saved.std] };
   }
+  if (v.download && recipe.source === 'fashion-mnist') for (const f of await downloadFashionMNIST(recipe.train)) console.error(`resnet eval: downloaded ${f}`);
   const useTrainFolder = split === 'val' && recipe.source === 'image-folder' && recipe.val === null && recipe.train === v.data;
   const s = openSplit(recipe, useTrainFolder ? 'train' : split, folderTransform && imageSize === undefined ? folderTransform : evalTransform(recipe));
   if (!s) throw new Error(`--data ${v.data}: has a train/ folder but no val/, valid/, validation/ or test/ folder to evaluate on (use --split train, or point --data at the folder to evaluate)`);

@@ -26,7 +26,7 @@ const DTYPES = ['float32', 'float16', 'bfloat16'] as const;
 const DISK = { float32: 'F32', float16: 'F16', bfloat16: 'BF16' } as const;
 
 /** Flags of the training command that do not change the model (progress, checkpoint cadence, threads). */
-const RUNTIME = new Set(['help', 'resume', 'workers', 'checkpoint-every', 'log-every', 'backend']);
+const RUNTIME = new Set(['help', 'resume', 'workers', 'checkpoint-every', 'log-every', 'backend', 'download']);
 
 /** The training command line a checkpoint's run_config.args records (without the runtime-only flags). */
 function commandOf(args: Record<string, unknown> | undefined): string | null {

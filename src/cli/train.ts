@@ -13,6 +13,7 @@ import { type TrainCheckpoint, loadCheckpoint, removeStaleTemps } from '../train
 import { freezeBackbone } from '../train/finetune.js';
 import { fit, traceRows, type EvalResult } from '../train/loop.js';
 import { writeMetricFiles } from '../train/metrics.js';
+import { downloadFashionMNIST } from '../data/fashion-mnist.js';
 import { type ModelSpec, STEMS, type Stem, buildSpecModel, loadWeightsInto, makeSpec, specFromCheckpoint } from '../models/model-spec.js';
 import { curvesSvg } from '../train/plot.js';
 import { TrainProgress } from '../train/progress.js';
@@ -35,6 +36,8 @@ Model      --weights SPEC          start from these weights (file, HF folder, hf
                                    behaviour, they keep training-mode statistics)
 Data       --image-size S          (default 28 for fashion-mnist, 224 for folders)
            --augment standard|none --val-data DIR   --limit-train N   --limit-val N   --workers N
+           --download              fashion-mnist: fetch missing files (torchvision's mirror, MD5-checked) into
+                                   ROOT/FashionMNIST/raw ($RESNET_FASHION_MNIST_MIRROR replaces the mirror)
 Training   --epochs E (10)  --batch-size B (64; 32 for folders)  --seed S (0)  --label-smoothing X (0)
            --optimizer sgd|adamw   --lr LR (sgd: 0.1, 0.01 with --weights; adamw: 0.001)
            --momentum M (0.9)  --nesterov  --weight-decay WD (sgd 5e-4, adamw 0.01)  --backbone-lr LR
@@ -59,11 +62,11 @@ const OPTIONS = {
   lr: { type: 'string' }, momentum: { type: 'string' }, nesterov: { type: 'boolean' }, 'weight-decay': { type: 'string' },
   'backbone-lr': { type: 'string' }, scheduler: { type: 'string' }, 'warmup-epochs': { type: 'string' }, 'step-size': { type: 'string' },
   milestones: { type: 'string' }, gamma: { type: 'string' }, 'checkpoint-every': { type: 'string' }, 'log-every': { type: 'string' },
-  resume: { type: 'boolean' }, backend: { type: 'string' },
+  resume: { type: 'boolean' }, backend: { type: 'string' }, download: { type: 'boolean' },
 } as const;
 
 /** Flags that do not change what is trained: free to differ on --resume. */
-const RUNTIME_FLAGS = new Set(['out', 'resume', 'workers', 'checkpoint-every', 'log-every', 'backend', 'help']);
+const RUNTIME_FLAGS = new Set(['out', 'resume', 'workers', 'checkpoint-every', 'log-every', 'backend', 'download', 'help']);
 /** Flags naming paths: stored absolute, so a run resumes from any directory. */
 const PATH_FLAGS = ['data', 'val-data', 'weights'];
 
@@ -179,6 +182,7 @@ async function run(argv: string[]): Promise<number> {
   const say = (m: string) => bar.line(`resnet train: ${m}`);
 
   const { recipe } = setup;
+  if (a.download && recipe.source === 'fashion-mnist') for (const f of await downloadFashionMNIST(recipe.train)) say(`downloaded ${f}`);
   const trainSplit = openSplit(recipe, 'train', trainTransform(recipe))!;
   const valSplit = openSplit(recipe, 'val', evalTransform(recipe));
   if (valSplit && valSplit.classes.join('\n') !== trainSplit.classes.join('\n')) {

@@ -5,10 +5,15 @@
 //
 // IDX: a big-endian header (two zero bytes, a type byte 0x08 = uint8, a dimension count byte, then a u32 per
 // dimension) followed by the raw values. Images are checked to be N x 28 x 28 and labels N values in 0..9.
+// Download (downloadFashionMNIST, the CLI's --download): when files are missing, the official .gz files are fetched
+// from torchvision's mirror (or $RESNET_FASHION_MNIST_MIRROR, or o.mirror) into root/FashionMNIST/raw, each checked
+// against torchvision's MD5 before it appears under its name (io/hub.ts: never a partial file). The constructor
+// itself never touches the network.
 // Pixels are held in shared memory so data loader workers use them without a copy. A sample is the image through
 // `transform` (default ToTensor: (1, 28, 28) float32 in [0, 1]) and its label.
 
 import { existsSync, readFileSync } from 'node:fs';
+import { DownloadError, downloadUrlToFile } from '../io/hub.js';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { Generator } from '../tensor/random.js';
@@ -54,12 +59,61 @@ function gunzipOrThrow(buf: Uint8Array, name: string): Uint8Array {
   }
 }
 
-/** The path of `base` (or base.gz) in root or root/FashionMNIST/raw. */
+/** The path of `base` (or base.gz) in root or root/FashionMNIST/raw, or null. */
+function lookFor(root: string, base: string): string | null {
+  for (const d of [root, join(root, 'FashionMNIST', 'raw')]) for (const f of [base, `${base}.gz`]) if (existsSync(join(d, f))) return join(d, f);
+  return null;
+}
+
 function findFile(root: string, base: string): string {
-  const dirs = [root, join(root, 'FashionMNIST', 'raw')];
-  for (const d of dirs) for (const f of [base, `${base}.gz`]) if (existsSync(join(d, f))) return join(d, f);
-  throw new Error(`Fashion-MNIST file ${base}(.gz) not found in ${dirs.join(' or ')}: install Debian's dataset-fashion-mnist ` +
-    `(apt-get install dataset-fashion-mnist, files in ${FASHION_MNIST_ROOT}) or pass root pointing at a folder with the four IDX files`);
+  const found = lookFor(root, base);
+  if (found) return found;
+  throw new Error(`Fashion-MNIST file ${base}(.gz) not found in ${root} or ${join(root, 'FashionMNIST', 'raw')}: install Debian's dataset-fashion-mnist ` +
+    `(apt-get install dataset-fashion-mnist, files in ${FASHION_MNIST_ROOT}), pass root pointing at a folder with the four IDX files, ` +
+    'or download them (downloadFashionMNIST(root); resnet train/eval --download)');
+}
+
+/** torchvision's mirror of the official files. */
+export const FASHION_MNIST_MIRROR = 'http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/';
+
+/** The four official files and their MD5s (torchvision.datasets.FashionMNIST.resources). */
+export const FASHION_MNIST_RESOURCES: readonly (readonly [file: string, md5: string])[] = [
+  ['train-images-idx3-ubyte.gz', '8d4fb7e6c68d591d4c3dfef9ec88bf0d'],
+  ['train-labels-idx1-ubyte.gz', '25c81989df183df01b3e8a0aad5dffbe'],
+  ['t10k-images-idx3-ubyte.gz', 'bef4ecab320f06d8554ea6380940ec79'],
+  ['t10k-labels-idx1-ubyte.gz', 'bb300cfdad3c16e7a12a480ee83cd310'],
+];
+
+export interface FashionMNISTDownloadOptions {
+  /** Base URL the file names are appended to (default $RESNET_FASHION_MNIST_MIRROR, else FASHION_MNIST_MIRROR). */
+  mirror?: string;
+  /** Files and MD5s (default FASHION_MNIST_RESOURCES). */
+  resources?: readonly (readonly [string, string])[];
+  /** A progress bar on stderr when it is a terminal (default true). */
+  progress?: boolean;
+}
+
+/**
+ * Make sure root holds the four files (as torchvision's FashionMNIST(root, download=True)): any that is missing
+ * from root and root/FashionMNIST/raw is downloaded into root/FashionMNIST/raw and MD5-checked. Returns the files
+ * fetched (none when all were there).
+ */
+export async function downloadFashionMNIST(root: string, o: FashionMNISTDownloadOptions = {}): Promise<string[]> {
+  const mirror = o.mirror ?? process.env.RESNET_FASHION_MNIST_MIRROR ?? FASHION_MNIST_MIRROR;
+  const base = mirror.endsWith('/') ? mirror : `${mirror}/`;
+  const fetched: string[] = [];
+  for (const [file, md5] of o.resources ?? FASHION_MNIST_RESOURCES) {
+    if (lookFor(root, file.replace(/\.gz$/, ''))) continue;
+    const dst = join(root, 'FashionMNIST', 'raw', file);
+    try {
+      await downloadUrlToFile(`${base}${file}`, dst, { md5, progress: o.progress });
+    } catch (e) {
+      if (e instanceof DownloadError) throw e;
+      throw new Error(`cannot write the Fashion-MNIST download into ${join(root, 'FashionMNIST', 'raw')}: ${(e as Error).message} (give a writable root, e.g. fashion-mnist:./data)`, { cause: e });
+    }
+    fetched.push(dst);
+  }
+  return fetched;
 }
 
 interface Shared { images: Uint8Array; labels: Uint8Array; count: number; transform?: readonly TransformSpec[]; root: string; train: boolean }

@@ -3,7 +3,7 @@
 // as hf_hub_download), so files fetched by Python are reused here and the other way round.
 //
 // Every download goes to a unique temp file beside its destination (`.<name>.<pid>.<random>.partial`), is checked
-// (byte count against Content-Length / expectedSize, sha256 against the expected prefix), fsynced, then renamed over
+// (byte count against Content-Length / expectedSize, sha256 against the expected prefix, MD5 when given), fsynced, then renamed over
 // the destination: a reader never sees a partial file at the final path, whatever happens to the writer. Two
 // processes fetching the same file both download it and the last rename wins; both files are the same checked bytes,
 // so there is no lock to go stale (see "Concurrency" below). Network errors, stalls, 5xx and 429 are retried with
@@ -45,6 +45,8 @@ export interface DownloadOptions {
   hashPrefix?: string;
   /** Draw a progress bar on stderr when it is a TTY (default true, as torch). */
   progress?: boolean;
+  /** Expected MD5 of the whole file, 32 hex digits (torchvision's check_integrity, used for its datasets). */
+  md5?: string;
   /** Expected size in bytes, checked against Content-Length and the bytes received. */
   expectedSize?: number;
   /** Retries after the first attempt on network errors, stalls, 5xx and 429 (default 3). */
@@ -134,6 +136,7 @@ function checkOptions(url: string, o: DownloadOptions): { u: URL; retries: numbe
   if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new TypeError(`Expected an http(s) URL for url but received ${JSON.stringify(url)} of type string`);
   const bad = (name: string, what: string, v: unknown) => new TypeError(`Expected ${what} for ${name} but received ${String(v)} of type ${typeof v}`);
   if (o.hashPrefix !== undefined && !(typeof o.hashPrefix === 'string' && /^[0-9a-fA-F]{1,64}$/.test(o.hashPrefix))) throw bad('hashPrefix', '1 to 64 hex digits', o.hashPrefix);
+  if (o.md5 !== undefined && !(typeof o.md5 === 'string' && /^[0-9a-fA-F]{32}$/.test(o.md5))) throw bad('md5', '32 hex digits', o.md5);
   if (o.expectedSize !== undefined && !(Number.isSafeInteger(o.expectedSize) && o.expectedSize >= 0)) throw bad('expectedSize', 'a non-negative integer', o.expectedSize);
   const retries = o.retries ?? 3;
   if (!(Number.isSafeInteger(retries) && retries >= 0)) throw bad('retries', 'a non-negative integer', o.retries);
@@ -146,6 +149,7 @@ function checkOptions(url: string, o: DownloadOptions): { u: URL; retries: numbe
 interface Received {
   written: number;
   hash: Hash;
+  md5: Hash;
   total: number | undefined;
   validator: string | undefined; // strong ETag or Last-Modified of the first response, for If-Range
 }
@@ -187,6 +191,7 @@ async function attemptGet(url: string, fh: FileHandle, got: Received, o: Downloa
         await fh.truncate(0); // the server sent the whole file again: start over
         got.written = 0;
         got.hash = createHash('sha256');
+        got.md5 = createHash('md5');
       }
       got.total = len !== undefined && Number.isSafeInteger(len) ? len : undefined;
       const etag = res.headers.get('etag');
@@ -209,6 +214,7 @@ async function attemptGet(url: string, fh: FileHandle, got: Received, o: Downloa
         off += bytesWritten;
       }
       got.hash.update(value);
+      got.md5.update(value);
       got.written += value.length;
       bar()?.update(got.written, got.total);
     }
@@ -252,13 +258,17 @@ async function download(url: string, dst: string, o: DownloadOptions, headers: R
     return ui.bar;
   };
   try {
-    const got: Received = { written: 0, hash: createHash('sha256'), total: undefined, validator: undefined };
+    const got: Received = { written: 0, hash: createHash('sha256'), md5: createHash('md5'), total: undefined, validator: undefined };
     await withRetries(url, retries, o.signal, () => attemptGet(url, fh, got, o, stallMs, headers, bar), (m) => bar()?.note(m));
     ui.bar?.finish();
     if (o.expectedSize !== undefined && got.written !== o.expectedSize) throw new DownloadError(url, `expected ${o.expectedSize} bytes from ${url} but received ${got.written}`);
     const digest = got.hash.digest('hex');
     if (o.hashPrefix !== undefined && !digest.startsWith(o.hashPrefix.toLowerCase())) {
       throw new DownloadError(url, `invalid hash value (expected "${o.hashPrefix}", got "${digest}") for ${url}: the file was not saved to ${dst}`);
+    }
+    const md5 = got.md5.digest('hex');
+    if (o.md5 !== undefined && md5 !== o.md5.toLowerCase()) {
+      throw new DownloadError(url, `invalid MD5 (expected ${o.md5.toLowerCase()}, got ${md5}) for ${url}: the file was not saved to ${dst}`);
     }
     await fh.sync();
     await fh.close();
