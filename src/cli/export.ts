@@ -11,6 +11,7 @@ import { saveModelFolder } from '../models/model-folder.js';
 import { type TrainCheckpoint, loadCheckpoint } from '../train/checkpoint.js';
 import { type DataRecipe, inferenceTransform } from '../train/recipe.js';
 import { type Command, UsageError, oneOf, parse } from './args.js';
+import { RUNTIME_FLAGS } from './train.js';
 
 const usage = `Usage: resnet export CHECKPOINT OUT_DIR [--dtype float32|float16|bfloat16] [--name NAME]
 
@@ -25,15 +26,12 @@ Use it with: resnet predict --weights OUT_DIR <images>   resnet eval --checkpoin
 const DTYPES = ['float32', 'float16', 'bfloat16'] as const;
 const DISK = { float32: 'F32', float16: 'F16', bfloat16: 'BF16' } as const;
 
-/** Flags of the training command that do not change the model (progress, checkpoint cadence, threads). */
-const RUNTIME = new Set(['help', 'resume', 'workers', 'checkpoint-every', 'log-every', 'backend', 'download']);
-
-/** The training command line a checkpoint's run_config.args records (without the runtime-only flags). */
+/** The training command a checkpoint's run_config.args records, without the runtime-only flags (--out stays). */
 function commandOf(args: Record<string, unknown> | undefined): string | null {
   if (!args) return null;
   const parts = ['resnet', 'train'];
   for (const [k, v] of Object.entries(args)) {
-    if (RUNTIME.has(k) || v === false || v === undefined || v === null) continue;
+    if ((k !== 'out' && RUNTIME_FLAGS.has(k)) || v === false || v === undefined || v === null) continue;
     parts.push(v === true ? `--${k}` : `--${k} ${String(v)}`);
   }
   return parts.join(' ');

@@ -66,7 +66,7 @@ const OPTIONS = {
 } as const;
 
 /** Flags that do not change what is trained: free to differ on --resume. */
-const RUNTIME_FLAGS = new Set(['out', 'resume', 'workers', 'checkpoint-every', 'log-every', 'backend', 'download', 'help']);
+export const RUNTIME_FLAGS: ReadonlySet<string> = new Set(['out', 'resume', 'workers', 'checkpoint-every', 'log-every', 'backend', 'download', 'help']);
 /** Flags naming paths: stored absolute, so a run resumes from any directory. */
 const PATH_FLAGS = ['data', 'val-data', 'weights'];
 

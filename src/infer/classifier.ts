@@ -9,8 +9,9 @@
 // What the weights decide (each overridable): the preprocessing, the registry entry's torchvision preset for a
 // registry name, the folder's (or hub repo's) preprocessor_config.json for Hugging Face weights (also one beside
 // `config`), a resnet-ts model folder's own transforms (models/model-folder.ts), else ImageNet's V1 preset; the
-// labels, the entry's categories, the model folder's labels or config.json's id2label, else "class N". Inputs are paths, encoded bytes or decoded RgbImages; each gets its own result, and an input that cannot
-// be read or decoded gets an error naming it while the others are answered. Batches of batchSize are decoded in a
+// labels, the entry's categories, the model folder's labels or config.json's id2label, else "class N". Inputs are
+// paths, encoded bytes or decoded RgbImages; each gets its own result, and an input that cannot be read or decoded
+// gets an error naming it while the others are answered. Batches of batchSize are decoded in a
 // worker thread (decode.ts), the next batch while this one computes; results come in input order.
 
 import { existsSync } from 'node:fs';
