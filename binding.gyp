@@ -11,6 +11,7 @@
       'csrc/kernels/eltwise.c',
       'csrc/kernels/gemm.c',
       'csrc/kernels/norm.c',
+      'csrc/kernels/optim.c',
       'csrc/kernels/pool.c',
       'csrc/kernels/table.c',
     ],

@@ -198,6 +198,12 @@ void dl_relu_bwd(const float *dy, const float *y, float *dx, int64_t n) {
   FP_LEAVE;
 }
 
+// Optimizer steps: no FP_ENTER (no flush-to-zero), so tiny state values behave as in PyTorch and the js loops.
+void dl_sgd_step(const dl_sgd_params *o, float *p, const float *g, float *buf, int64_t n) { kt()->sgd_step(o, p, g, buf, n); }
+void dl_adamw_step(const dl_adamw_params *o, float *p, const float *g, float *m, float *v, float *vmax, int64_t n) {
+  kt()->adamw_step(o, p, g, m, v, vmax, n);
+}
+
 // The naive references, whatever level is in use (the same functions as the "ref" level).
 void dl_conv2d_ref(const dl_conv2d_params *p, const float *x, const float *w, const float *packed,
                    const float *bias, const float *residual, float *y) {
@@ -242,3 +248,7 @@ void dl_adaptive_avgpool2d_bwd_ref(const float *dy, int64_t N, int64_t C, int64_
   dl_kernels_ref.adaptive_avgpool2d_bwd(dy, N, C, H, W, OH, OW, dx);
 }
 void dl_relu_bwd_ref(const float *dy, const float *y, float *dx, int64_t n) { dl_kernels_ref.relu_bwd(dy, y, dx, n); }
+void dl_sgd_step_ref(const dl_sgd_params *o, float *p, const float *g, float *buf, int64_t n) { dl_kernels_ref.sgd_step(o, p, g, buf, n); }
+void dl_adamw_step_ref(const dl_adamw_params *o, float *p, const float *g, float *m, float *v, float *vmax, int64_t n) {
+  dl_kernels_ref.adamw_step(o, p, g, m, v, vmax, n);
+}

@@ -13,7 +13,7 @@
 #include "../include/dl.h"
 #include "pool.h"
 
-#define MAX_ARGS 12
+#define MAX_ARGS 16
 #define DIM_MAX ((int64_t)1 << 40)
 
 typedef struct {
@@ -413,6 +413,37 @@ static napi_value relu_bwd(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+// sgdStep(p, g, buf|null, n, lr, momentum, dampening, weightDecay, nesterov, maximize, first)
+static napi_value sgd_step(napi_env env, napi_callback_info info) {
+  call_t c;
+  if (!begin(&c, env, info, 11)) return NULL;
+  int64_t n = integer(&c, 3, 0, "n");
+  float *p = typed(&c, 0, napi_float32_array, n, 0, "sgd parameter");
+  float *g = typed(&c, 1, napi_float32_array, n, 0, "sgd gradient");
+  float *buf = typed(&c, 2, napi_float32_array, n, 1, "sgd momentum buffer");
+  dl_sgd_params o = {number(&c, 4), number(&c, 5), number(&c, 6), number(&c, 7), boolean(&c, 8), boolean(&c, 9), boolean(&c, 10), 0};
+  if (!c.failed && o.momentum != 0 && buf == NULL) fail(&c, "TypeError", "resnet_native: sgd with momentum needs a momentum buffer");
+  if (c.failed) return NULL;
+  dl_sgd_step(&o, p, g, buf, n);
+  return undefined(env);
+}
+
+// adamwStep(p, g, m, v, vmax|null, n, lr, beta1, beta2, eps, weightDecay, stepSize, biasCorrection2Sqrt, maximize)
+static napi_value adamw_step(napi_env env, napi_callback_info info) {
+  call_t c;
+  if (!begin(&c, env, info, 14)) return NULL;
+  int64_t n = integer(&c, 5, 0, "n");
+  float *p = typed(&c, 0, napi_float32_array, n, 0, "adamw parameter");
+  float *g = typed(&c, 1, napi_float32_array, n, 0, "adamw gradient");
+  float *m = typed(&c, 2, napi_float32_array, n, 0, "adamw exp_avg");
+  float *v = typed(&c, 3, napi_float32_array, n, 0, "adamw exp_avg_sq");
+  float *vmax = typed(&c, 4, napi_float32_array, n, 1, "adamw max_exp_avg_sq");
+  dl_adamw_params o = {number(&c, 6), number(&c, 7), number(&c, 8), number(&c, 9), number(&c, 10), number(&c, 11), number(&c, 12), boolean(&c, 13), 0};
+  if (c.failed) return NULL;
+  dl_adamw_step(&o, p, g, m, v, vmax, n);
+  return undefined(env);
+}
+
 // ---- memory for op outputs (pool.c) ---------------------------------------------------------------------------
 // Each block goes to JavaScript as the storage of one external ArrayBuffer; its finalizer, which Node runs on the
 // JS thread once the ArrayBuffer is garbage, is the only way back into the pool, so a block is never handed out
@@ -615,6 +646,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"conv2dBackwardData", conv2d_bwd_data}, {"conv2dBackwardWeight", conv2d_bwd_weight},
     {"batchNormBackward", batchnorm_bwd}, {"maxPool2dBackward", maxpool2d_bwd},
     {"adaptiveAvgPool2dBackward", adaptive_avgpool2d_bwd}, {"reluBackward", relu_bwd},
+    {"sgdStep", sgd_step}, {"adamwStep", adamw_step},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

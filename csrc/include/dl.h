@@ -155,6 +155,30 @@ void dl_adaptive_avgpool2d_bwd_ref(const float *dy, int64_t N, int64_t C, int64_
 void dl_relu_bwd(const float *dy, const float *y, float *dx, int64_t n);
 void dl_relu_bwd_ref(const float *dy, const float *y, float *dx, int64_t n);
 
+// ---- optimizer steps (optim.c): one parameter, in place. No FTZ/DAZ: tiny momentum values stay as PyTorch keeps them.
+
+/** SGD options (torch.optim.SGD's). first: the parameter's first step with momentum (buf <- d). */
+typedef struct dl_sgd_params {
+  double lr, momentum, dampening, weight_decay;
+  int32_t nesterov, maximize, first, _pad;
+} dl_sgd_params;
+
+/** d = ±g + wd*p; with momentum: buf = first ? d : momentum*buf + (1-dampening)*d, d = nesterov ? d + momentum*buf
+ *  : buf; p -= lr*d. buf is (n), or NULL when momentum is 0. */
+void dl_sgd_step(const dl_sgd_params *o, float *p, const float *g, float *buf, int64_t n);
+void dl_sgd_step_ref(const dl_sgd_params *o, float *p, const float *g, float *buf, int64_t n);
+
+/** AdamW options; step_size = lr / (1 - beta1^t), bias_correction2_sqrt = sqrt(1 - beta2^t) for this step t. */
+typedef struct dl_adamw_params {
+  double lr, beta1, beta2, eps, weight_decay, step_size, bias_correction2_sqrt;
+  int32_t maximize, _pad;
+} dl_adamw_params;
+
+/** p *= 1 - lr*wd; m = b1*m + (1-b1)*g; v = b2*v + (1-b2)*g^2; vmax = max(vmax, v) (amsgrad, else NULL);
+ *  p -= step_size * m / (sqrt(vmax or v) / bias_correction2_sqrt + eps). g is negated first when maximize. */
+void dl_adamw_step(const dl_adamw_params *o, float *p, const float *g, float *m, float *v, float *vmax, int64_t n);
+void dl_adamw_step_ref(const dl_adamw_params *o, float *p, const float *g, float *m, float *v, float *vmax, int64_t n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -54,6 +54,10 @@
 #define dl_adaptive_avgpool2d_bwd_ref DL_RENAME(dl_adaptive_avgpool2d_bwd_ref)
 #define dl_relu_bwd DL_RENAME(dl_relu_bwd)
 #define dl_relu_bwd_ref DL_RENAME(dl_relu_bwd_ref)
+#define dl_sgd_step DL_RENAME(dl_sgd_step)
+#define dl_sgd_step_ref DL_RENAME(dl_sgd_step_ref)
+#define dl_adamw_step DL_RENAME(dl_adamw_step)
+#define dl_adamw_step_ref DL_RENAME(dl_adamw_step_ref)
 #define dl_conv_src_init DL_RENAME(dl_conv_src_init)
 #define dl_grouped_direct_ok DL_RENAME(dl_grouped_direct_ok)
 #define dl_grouped_conv_s1 DL_RENAME(dl_grouped_conv_s1)
@@ -89,6 +93,9 @@ typedef struct dl_kernel_table {
   void (*adaptive_avgpool2d_bwd)(const float *dy, int64_t N, int64_t C, int64_t H, int64_t W, int64_t OH, int64_t OW,
                                  float *dx);
   void (*relu_bwd)(const float *dy, const float *y, float *dx, int64_t n);
+  // optimizer steps
+  void (*sgd_step)(const dl_sgd_params *o, float *p, const float *g, float *buf, int64_t n);
+  void (*adamw_step)(const dl_adamw_params *o, float *p, const float *g, float *m, float *v, float *vmax, int64_t n);
 } dl_kernel_table;
 
 // ---- thread pool (threadpool.c; shared by every build) --------------------------------------------------------

@@ -26,6 +26,8 @@ const dl_kernel_table DL_RENAME(dl_kernels) = {
   .maxpool2d_bwd = dl_maxpool2d_bwd,
   .adaptive_avgpool2d_bwd = dl_adaptive_avgpool2d_bwd,
   .relu_bwd = dl_relu_bwd,
+  .sgd_step = dl_sgd_step,
+  .adamw_step = dl_adamw_step,
 };
 
 #ifdef DL_ISA_IS_SCALAR
@@ -49,5 +51,7 @@ const dl_kernel_table dl_kernels_ref = {
   .maxpool2d_bwd = dl_maxpool2d_bwd_ref,
   .adaptive_avgpool2d_bwd = dl_adaptive_avgpool2d_bwd_ref,
   .relu_bwd = dl_relu_bwd_ref,
+  .sgd_step = dl_sgd_step_ref,
+  .adamw_step = dl_adamw_step_ref,
 };
 #endif

@@ -46,6 +46,18 @@ export interface Pool2dParams {
   dilationH: number; dilationW: number;
 }
 
+/** torch.optim.SGD's options for one step of one parameter; `first` is its first step with momentum (buf <- d). */
+export interface SgdStepParams {
+  lr: number; momentum: number; dampening: number; weightDecay: number;
+  nesterov: boolean; maximize: boolean; first: boolean;
+}
+
+/** torch.optim.AdamW's options for one step t of one parameter: stepSize = lr / (1 - beta1^t), biasCorrection2Sqrt = sqrt(1 - beta2^t). */
+export interface AdamwStepParams {
+  lr: number; beta1: number; beta2: number; eps: number; weightDecay: number;
+  stepSize: number; biasCorrection2Sqrt: number; maximize: boolean;
+}
+
 export interface Backend {
   readonly name: BackendName;
 
@@ -119,6 +131,20 @@ export interface Backend {
 
   /** dx[i] = y[i] > 0 ? dy[i] : 0 for i < n (y is relu's output); dx may be dy. */
   reluBackward(dy: Float32Array, y: Float32Array, dx: Float32Array, n: number): void;
+
+  // ---- optimizer steps: one parameter (n), updated in place with its state; arrays do not alias. ----
+
+  /**
+   * SGD: d = ±g + weightDecay * p; with momentum, buf = first ? d : momentum * buf + (1 - dampening) * d and
+   * d = nesterov ? d + momentum * buf : buf (buf null when momentum is 0); p -= lr * d.
+   */
+  sgdStep(p: Float32Array, g: Float32Array, buf: Float32Array | null, n: number, o: SgdStepParams): void;
+
+  /**
+   * AdamW: p *= 1 - lr * weightDecay; m = beta1 * m + (1 - beta1) * g; v = beta2 * v + (1 - beta2) * g^2;
+   * vmax = max(vmax, v) when not null (amsgrad); p -= stepSize * m / (sqrt(vmax or v) / biasCorrection2Sqrt + eps).
+   */
+  adamwStep(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, vmax: Float32Array | null, n: number, o: AdamwStepParams): void;
 
   /** Worker threads used by this backend's kernels (1 for js). */
   numThreads(): number;

@@ -107,6 +107,10 @@ interface Addon {
   maxPool2dBackward(p: Float64Array, dy: Float32Array, indices: Int32Array, dx: Float32Array): void;
   adaptiveAvgPool2dBackward(dy: Float32Array, N: number, C: number, H: number, W: number, OH: number, OW: number, dx: Float32Array): void;
   reluBackward(dy: Float32Array, y: Float32Array, dx: Float32Array, n: number): void;
+  sgdStep(p: Float32Array, g: Float32Array, buf: Float32Array | null, n: number, lr: number, momentum: number, dampening: number,
+    weightDecay: number, nesterov: boolean, maximize: boolean, first: boolean): void;
+  adamwStep(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, vmax: Float32Array | null, n: number, lr: number,
+    beta1: number, beta2: number, eps: number, weightDecay: number, stepSize: number, biasCorrection2Sqrt: number, maximize: boolean): void;
   alloc(n: number): Float32Array | undefined;
   poolStats(): PoolStats;
   poolSetLimit(bytes: number): void;
@@ -118,7 +122,7 @@ const ADDON_FUNCTIONS: (keyof Addon)[] = ['conv2dPackedSize', 'conv2dPack', 'con
   'batchNormStats', 'maxPool2d', 'adaptiveAvgPool2d', 'relu', 'add', 'isa', 'isaList', 'setIsa', 'numThreads',
   'numCores', 'setNumThreads', 'alloc', 'poolStats', 'poolSetLimit', 'poolTrim', 'poolProbe',
   'conv2dBackwardDataPackedSize', 'conv2dBackwardDataPack', 'conv2dBackwardData', 'conv2dBackwardWeight',
-  'batchNormBackward', 'maxPool2dBackward', 'adaptiveAvgPool2dBackward', 'reluBackward'];
+  'batchNormBackward', 'maxPool2dBackward', 'adaptiveAvgPool2dBackward', 'reluBackward', 'sgdStep', 'adamwStep'];
 
 let nativeAddon: Addon | null = null;
 
@@ -332,6 +336,12 @@ export function makeNativeBackend(addon: unknown): Backend {
     },
     reluBackward(dy, y, dx, n): void {
       a.reluBackward(dy, y, dx, n);
+    },
+    sgdStep(p, g, buf, n, o): void {
+      a.sgdStep(p, g, buf, n, o.lr, o.momentum, o.dampening, o.weightDecay, o.nesterov, o.maximize, o.first);
+    },
+    adamwStep(p, g, m, v, vmax, n, o): void {
+      a.adamwStep(p, g, m, v, vmax, n, o.lr, o.beta1, o.beta2, o.eps, o.weightDecay, o.stepSize, o.biasCorrection2Sqrt, o.maximize);
     },
     numThreads: () => a.numThreads(),
     setNumThreads(n: number): void {

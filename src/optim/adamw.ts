@@ -4,11 +4,12 @@
 //   m <- beta1 * m + (1 - beta1) * g;  v <- beta2 * v + (1 - beta2) * g^2;  vmax <- max(vmax, v) if amsgrad
 //   p <- p - lr / (1 - beta1^t) * m / (sqrt(v or vmax) / sqrt(1 - beta2^t) + eps)
 // State keys (step, exp_avg, exp_avg_sq, max_exp_avg_sq) and group keys (lr, betas, eps, weight_decay, amsgrad,
-// foreach, maximize, capturable) are torch's, in torch's order. Math in double per element, stored in the
-// parameter's dtype (torch rounds each intermediate to float32: the two agree to a few float32 ulps per step).
+// foreach, maximize, capturable) are torch's, in torch's order. The arithmetic is ops/optim.ts's adamwStep: float32
+// on native, as torch's own step (up to FMA rounding); double per element on js (a few float32 ulps from torch).
 
 import { zeros } from '../tensor/creation.js';
 import { Tensor } from '../tensor/tensor.js';
+import { adamwStep } from '../ops/optim.js';
 import { Optimizer, bool, floatView, gradOf, num, type ParamGroupInput } from './optimizer.js';
 
 export interface AdamWOptions {
@@ -44,7 +45,6 @@ export class AdamW extends Optimizer {
     for (const g of this.paramGroups) {
       const lr = g.lr, eps = g.eps as number, wd = g.weight_decay as number, amsgrad = g.amsgrad as boolean;
       const [beta1, beta2] = g.betas as number[];
-      const sign = g.maximize ? -1 : 1;
       for (const p of g.params) {
         const grad = gradOf(p);
         if (grad === null) continue;
@@ -60,19 +60,10 @@ export class AdamW extends Optimizer {
         const t = stepT.data[stepT.offset] as number;
         const stepSize = lr / (1 - beta1 ** t);
         const bc2Sqrt = Math.sqrt(1 - beta2 ** t);
-        const decay = 1 - lr * wd;
         const w = floatView(p), m = floatView(st.exp_avg!), v = floatView(st.exp_avg_sq!);
         if (amsgrad && !st.max_exp_avg_sq) throw new Error('AdamW: amsgrad is on but the state has no max_exp_avg_sq (a state dict saved without amsgrad?)');
         const vmax = amsgrad ? floatView(st.max_exp_avg_sq!) : null;
-        const n = w.length;
-        for (let i = 0; i < n; i++) {
-          const gi = sign * grad[i];
-          const wi = w[i] * decay;
-          const mi = (m[i] = beta1 * m[i] + (1 - beta1) * gi);
-          let vi = (v[i] = beta2 * v[i] + (1 - beta2) * gi * gi);
-          if (vmax !== null) vi = vmax[i] = Math.max(vmax[i], vi);
-          w[i] = wi - stepSize * (mi / (Math.sqrt(vi) / bc2Sqrt + eps));
-        }
+        adamwStep(w, grad, m, v, vmax, { lr, beta1, beta2, eps, weightDecay: wd, stepSize, biasCorrection2Sqrt: bc2Sqrt, maximize: !!g.maximize });
         for (const s of [st.exp_avg, st.exp_avg_sq, st.max_exp_avg_sq]) s?.bumpVersion();
         p.bumpVersion();
       }

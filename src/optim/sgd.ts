@@ -4,9 +4,11 @@
 //   b <- g (first step) or momentum * b + (1 - dampening) * g;  g <- g + momentum * b if nesterov, else b
 //   p <- p - lr * g
 // Without momentum the state still records momentum_buffer: None for every stepped parameter, as PyTorch does.
-// Math in double per element, stored in the parameter's dtype; one pass over each parameter.
+// The arithmetic is ops/optim.ts's sgdStep: one pass over each parameter on the active backend (float32 like
+// PyTorch's own step on native; double per element on js).
 
 import { Tensor } from '../tensor/tensor.js';
+import { type SgdStepParams, sgdStep } from '../ops/optim.js';
 import { Optimizer, bool, floatView, gradOf, num, type ParamGroupInput } from './optimizer.js';
 
 export interface SGDOptions {
@@ -39,41 +41,24 @@ export class SGD extends Optimizer {
 
   step(): void {
     for (const g of this.paramGroups) {
-      const lr = g.lr, momentum = g.momentum as number, dampening = g.dampening as number;
-      const wd = g.weight_decay as number, nesterov = g.nesterov as boolean, sign = g.maximize ? -1 : 1;
+      const o: SgdStepParams = {
+        lr: g.lr, momentum: g.momentum as number, dampening: g.dampening as number, weightDecay: g.weight_decay as number,
+        nesterov: g.nesterov as boolean, maximize: g.maximize as boolean, first: false,
+      };
       for (const p of g.params) {
         const grad = gradOf(p);
         if (grad === null) continue;
         const st = this.state.get(p) ?? {};
         this.state.set(p, st);
         const w = floatView(p);
-        const n = w.length;
-        if (momentum === 0) {
-          for (let i = 0; i < n; i++) w[i] -= lr * (sign * grad[i] + wd * w[i]);
+        if (o.momentum === 0) {
+          sgdStep(w, grad, null, o);
           st.momentum_buffer = null;
-        } else if (!st.momentum_buffer) {
-          const buf = new Tensor(new (w.constructor as Float32ArrayConstructor)(n), p.shape, { dtype: p.dtype });
-          const b = floatView(buf);
-          for (let i = 0; i < n; i++) b[i] = sign * grad[i] + wd * w[i];
-          for (let i = 0; i < n; i++) w[i] -= lr * (nesterov ? b[i] + momentum * b[i] : b[i]);
-          st.momentum_buffer = buf;
         } else {
-          const b = floatView(st.momentum_buffer);
-          const keep = 1 - dampening;
-          // two specialised loops: this is memory-bound, a branch per element costs ~2x
-          if (nesterov) {
-            for (let i = 0; i < n; i++) {
-              const d = sign * grad[i] + wd * w[i];
-              const bi = (b[i] = momentum * b[i] + keep * d);
-              w[i] -= lr * (d + momentum * bi);
-            }
-          } else {
-            for (let i = 0; i < n; i++) {
-              const bi = (b[i] = momentum * b[i] + keep * (sign * grad[i] + wd * w[i]));
-              w[i] -= lr * bi;
-            }
-          }
-          st.momentum_buffer.bumpVersion();
+          const first = !st.momentum_buffer;
+          if (first) st.momentum_buffer = new Tensor(new (w.constructor as Float32ArrayConstructor)(w.length), p.shape, { dtype: p.dtype });
+          sgdStep(w, grad, floatView(st.momentum_buffer!), { ...o, first });
+          st.momentum_buffer!.bumpVersion();
         }
         p.bumpVersion();
       }

@@ -4,8 +4,8 @@
 // (state by index, in torch's order; param_groups with torch's keys and values) equal to torch's. State dicts cross
 // over both ways: torch.save'd ones load into ours and continue identically, and ours (written with writePthSync)
 // load into torch's optimizers and continue identically (checked by tests/train/optim_interop.py).
-// Tolerance: torch rounds each intermediate to float32 (with FMAs), we compute each element in double and round
-// once; the difference is a few float32 ulps per step.
+// Tolerance: torch rounds each intermediate to float32 (with FMAs); the native backend's step does the same in its
+// own order, the js backend's computes each element in double and rounds once: a few float32 ulps per step.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -166,30 +166,4 @@ test('zeroGrad, skipped parameters, option checks and state-dict errors', () => 
   // camelCase group options are stored under torch's keys
   const o2 = new SGD([{ params: [p], weightDecay: 0.1 }], { lr: 1 });
   assert.equal(o2.paramGroups[0].weight_decay, 0.1);
-});
-
-test('an SGD step over ResNet-50-sized parameters (25.6M) is fast', (t) => {
-  const sizes = [9_437_184, 4_194_304, 2_359_296, 2_097_152, 2_048_000, 1_048_576, 1_048_576, 589_824, 524_288, 262_144, 2_048_000 - 48_000];
-  const ps = sizes.map((n, i) => {
-    const p = new Parameter(new Tensor(randArray(n, i), [n]));
-    p.grad = new Tensor(randArray(n, 100 + i), [n]);
-    return p;
-  });
-  const total = sizes.reduce((a, b) => a + b, 0);
-  const opt = new SGD(ps, { lr: 0.1, momentum: 0.9, weightDecay: 1e-4 });
-  opt.step(); // allocates the momentum buffers
-  const times: number[] = [];
-  for (let k = 0; k < 3; k++) {
-    const t0 = performance.now();
-    opt.step();
-    times.push(performance.now() - t0);
-  }
-  const best = Math.min(...times);
-  t.diagnostic(`SGD (momentum, weight decay) step over ${(total / 1e6).toFixed(1)}M params: best ${best.toFixed(1)} ms of ${times.map((x) => x.toFixed(0)).join(', ')}`);
-  assert.ok(best < 1000, `SGD step took ${best.toFixed(1)} ms (about 60 ms on an idle core; the bound only catches gross regressions on a shared machine)`);
-  const w = new AdamW(ps.slice(0, 3));
-  w.step();
-  const t0 = performance.now();
-  w.step();
-  t.diagnostic(`AdamW step over ${((sizes[0] + sizes[1] + sizes[2]) / 1e6).toFixed(1)}M params: ${(performance.now() - t0).toFixed(1)} ms`);
 });
