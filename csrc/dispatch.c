@@ -172,10 +172,10 @@ void dl_conv2d_bwd_weight(const dl_conv2d_params *p, const float *x, const float
   FP_LEAVE;
 }
 
-void dl_batchnorm_bwd(const float *x, const float *dy, int64_t N, int64_t C, int64_t HW, const float *mean,
+void dl_batchnorm_bwd(const float *x, const float *dy, const float *y, int64_t N, int64_t C, int64_t HW, const float *mean,
                       const float *invstd, const float *weight, float *dx, float *dweight, float *dbias) {
   FP_ENTER;
-  kt()->batchnorm_bwd(x, dy, N, C, HW, mean, invstd, weight, dx, dweight, dbias);
+  kt()->batchnorm_bwd(x, dy, y, N, C, HW, mean, invstd, weight, dx, dweight, dbias);
   FP_LEAVE;
 }
 
@@ -236,9 +236,9 @@ void dl_conv2d_bwd_data_ref(const dl_conv2d_params *p, const float *dy, const fl
 void dl_conv2d_bwd_weight_ref(const dl_conv2d_params *p, const float *x, const float *dy, float *dw, float *db) {
   dl_kernels_ref.conv2d_bwd_weight(p, x, dy, dw, db);
 }
-void dl_batchnorm_bwd_ref(const float *x, const float *dy, int64_t N, int64_t C, int64_t HW, const float *mean,
+void dl_batchnorm_bwd_ref(const float *x, const float *dy, const float *y, int64_t N, int64_t C, int64_t HW, const float *mean,
                           const float *invstd, const float *weight, float *dx, float *dweight, float *dbias) {
-  dl_kernels_ref.batchnorm_bwd(x, dy, N, C, HW, mean, invstd, weight, dx, dweight, dbias);
+  dl_kernels_ref.batchnorm_bwd(x, dy, y, N, C, HW, mean, invstd, weight, dx, dweight, dbias);
 }
 void dl_maxpool2d_bwd_ref(const dl_pool2d_params *p, const float *dy, const int32_t *indices, float *dx) {
   dl_kernels_ref.maxpool2d_bwd(p, dy, indices, dx);

@@ -341,22 +341,23 @@ static napi_value conv2d_bwd_weight(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
-// batchNormBackward(x, dy, N, C, HW, mean, invstd, weight|null, dx, dweight|null, dbias|null)
+// batchNormBackward(x, dy, y|null, N, C, HW, mean, invstd, weight|null, dx, dweight|null, dbias|null)
 static napi_value batchnorm_bwd(napi_env env, napi_callback_info info) {
   call_t c;
-  if (!begin(&c, env, info, 11)) return NULL;
-  int64_t N = integer(&c, 2, 0, "N"), C = integer(&c, 3, 0, "C"), HW = integer(&c, 4, 0, "HW");
+  if (!begin(&c, env, info, 12)) return NULL;
+  int64_t N = integer(&c, 3, 0, "N"), C = integer(&c, 4, 0, "C"), HW = integer(&c, 5, 0, "HW");
   int64_t n = PROD(N, C, HW);
   float *x = typed(&c, 0, napi_float32_array, n, 0, "batch_norm input");
   float *dy = typed(&c, 1, napi_float32_array, n, 0, "batch_norm output gradient");
-  float *mean = typed(&c, 5, napi_float32_array, C, 0, "batch_norm mean");
-  float *invstd = typed(&c, 6, napi_float32_array, C, 0, "batch_norm invstd");
-  float *weight = typed(&c, 7, napi_float32_array, C, 1, "batch_norm weight");
-  float *dx = typed(&c, 8, napi_float32_array, n, 0, "batch_norm input gradient");
-  float *dweight = typed(&c, 9, napi_float32_array, C, 1, "batch_norm weight gradient");
-  float *dbias = typed(&c, 10, napi_float32_array, C, 1, "batch_norm bias gradient");
+  float *y = typed(&c, 2, napi_float32_array, n, 1, "batch_norm relu output");
+  float *mean = typed(&c, 6, napi_float32_array, C, 0, "batch_norm mean");
+  float *invstd = typed(&c, 7, napi_float32_array, C, 0, "batch_norm invstd");
+  float *weight = typed(&c, 8, napi_float32_array, C, 1, "batch_norm weight");
+  float *dx = typed(&c, 9, napi_float32_array, n, 0, "batch_norm input gradient");
+  float *dweight = typed(&c, 10, napi_float32_array, C, 1, "batch_norm weight gradient");
+  float *dbias = typed(&c, 11, napi_float32_array, C, 1, "batch_norm bias gradient");
   if (c.failed) return NULL;
-  dl_batchnorm_bwd(x, dy, N, C, HW, mean, invstd, weight, dx, dweight, dbias);
+  dl_batchnorm_bwd(x, dy, y, N, C, HW, mean, invstd, weight, dx, dweight, dbias);
   return undefined(env);
 }
 

@@ -134,11 +134,12 @@ void dl_conv2d_bwd_weight_ref(const dl_conv2d_params *p, const float *x, const f
 
 /**
  * Training-mode batch-norm backward over x (N,C,HW) normalised with per-channel mean and invstd = 1/sqrt(var+eps):
- * dx; dweight = sum(dy * xhat) and dbias = sum(dy) when not NULL. weight NULL means 1.
+ * dx; dweight = sum(dy * xhat) and dbias = sum(dy) when not NULL. weight NULL means 1. y (N,C,HW) or NULL: the output
+ * of a relu fused into the forward; dy counts only where y > 0 (relu's backward, without a pass of its own).
  */
-void dl_batchnorm_bwd(const float *x, const float *dy, int64_t N, int64_t C, int64_t HW, const float *mean,
+void dl_batchnorm_bwd(const float *x, const float *dy, const float *y, int64_t N, int64_t C, int64_t HW, const float *mean,
                       const float *invstd, const float *weight, float *dx, float *dweight, float *dbias);
-void dl_batchnorm_bwd_ref(const float *x, const float *dy, int64_t N, int64_t C, int64_t HW, const float *mean,
+void dl_batchnorm_bwd_ref(const float *x, const float *dy, const float *y, int64_t N, int64_t C, int64_t HW, const float *mean,
                           const float *invstd, const float *weight, float *dx, float *dweight, float *dbias);
 
 /** dx (N,C,H,W) = dy (N,C,OH,OW) summed at the argmax `indices` (flat h*W+w, each in [0, H*W)). */

@@ -87,7 +87,7 @@ typedef struct dl_kernel_table {
   void (*conv2d_bwd_data_pack)(const dl_conv2d_params *p, const float *w, float *packed);
   void (*conv2d_bwd_data)(const dl_conv2d_params *p, const float *dy, const float *w, const float *packed, float *dx);
   void (*conv2d_bwd_weight)(const dl_conv2d_params *p, const float *x, const float *dy, float *dw, float *db);
-  void (*batchnorm_bwd)(const float *x, const float *dy, int64_t N, int64_t C, int64_t HW, const float *mean,
+  void (*batchnorm_bwd)(const float *x, const float *dy, const float *y, int64_t N, int64_t C, int64_t HW, const float *mean,
                         const float *invstd, const float *weight, float *dx, float *dweight, float *dbias);
   void (*maxpool2d_bwd)(const dl_pool2d_params *p, const float *dy, const int32_t *indices, float *dx);
   void (*adaptive_avgpool2d_bwd)(const float *dy, int64_t N, int64_t C, int64_t H, int64_t W, int64_t OH, int64_t OW,

@@ -140,14 +140,22 @@ void dl_batchnorm_stats_ref(const float *x, int64_t N, int64_t C, int64_t HW, fl
 // With xhat = (x - mean) * invstd and M = N*HW per channel: dbias = sum(dy), dweight = sum(dy * xhat) and
 // dx = weight * invstd * (dy - sum(dy)/M - xhat * sum(dy * xhat)/M) (PyTorch's batch_norm_backward). Threads take
 // whole channels: the two sums (float vectors per plane, added up in double), then dx from the same planes while
-// they are still in L2, so x and dy are read from memory once.
+// they are still in L2, so x and dy are read from memory once. With y (the output of a fused relu), dy is taken as
+// 0 where y <= 0 (or NaN), in both passes: relu's backward folded in.
 
 typedef struct {
-  const float *x, *dy;
+  const float *x, *dy, *y;
   int64_t N, C, HW;
   const float *mean, *invstd, *weight;
   float *dx, *dweight, *dbias;
 } bnb_ctx;
+
+/** dy where the fused relu passed (y > 0), 0 elsewhere; dy itself without a relu. */
+DL_INLINE vf bnb_grad(const float *dy, const float *y, int64_t i) {
+  vf g = vf_load(dy + i);
+  return y ? vf_and(g, vf_load(y + i) > 0) : g;
+}
+DL_INLINE float bnb_grad1(const float *dy, const float *y, int64_t i) { return !y || y[i] > 0 ? dy[i] : 0.0f; }
 
 static void bnb_task(void *arg, int ith, int nth) {
   const bnb_ctx *b = arg;
@@ -159,21 +167,22 @@ static void bnb_task(void *arg, int ith, int nth) {
     const vf vm = vf_splat(m);
     double sdy = 0, sdx = 0;
     for (int64_t n = 0; n < b->N; n++) {
-      const float *x = b->x + (n * b->C + c) * HW, *dy = b->dy + (n * b->C + c) * HW;
+      const float *x = b->x + (n * b->C + c) * HW, *dy = b->dy + (n * b->C + c) * HW, *y = b->y ? b->y + (n * b->C + c) * HW : NULL;
       for (int64_t i0 = 0; i0 < HW; i0 += 4096) {  // float partial sums over at most 4096 / VL terms per lane
         const int64_t i1 = i0 + 4096 < HW ? i0 + 4096 : HW;
         vf a1 = vf_zero(), a2 = vf_zero();
         int64_t i = i0;
         for (; i + DL_VL <= i1; i += DL_VL) {
-          vf g = vf_load(dy + i);
+          vf g = bnb_grad(dy, y, i);
           a1 += g;
           a2 = g * (vf_load(x + i) - vm) + a2;
         }
         sdy += vf_hsum(a1);
         sdx += vf_hsum(a2);
         for (; i < i1; i++) {
-          sdy += dy[i];
-          sdx += (double)dy[i] * (x[i] - m);
+          float g = bnb_grad1(dy, y, i);
+          sdy += g;
+          sdx += (double)g * (x[i] - m);
         }
       }
     }
@@ -185,37 +194,38 @@ static void bnb_task(void *arg, int ith, int nth) {
     const float k1 = (float)(w * inv), k2 = (float)(-w * inv * inv * inv * sdx / M), k0 = (float)(-w * inv * sdy / M);
     const vf v1 = vf_splat(k1), v2 = vf_splat(k2), v0 = vf_splat(k0);
     for (int64_t n = 0; n < b->N; n++) {
-      const float *x = b->x + (n * b->C + c) * HW, *dy = b->dy + (n * b->C + c) * HW;
+      const float *x = b->x + (n * b->C + c) * HW, *dy = b->dy + (n * b->C + c) * HW, *y = b->y ? b->y + (n * b->C + c) * HW : NULL;
       float *dx = b->dx + (n * b->C + c) * HW;
       int64_t i = 0;
-      for (; i + DL_VL <= HW; i += DL_VL) vf_store(dx + i, v1 * vf_load(dy + i) + (v2 * (vf_load(x + i) - vm) + v0));
-      for (; i < HW; i++) dx[i] = k1 * dy[i] + (k2 * (x[i] - m) + k0);
+      for (; i + DL_VL <= HW; i += DL_VL) vf_store(dx + i, v1 * bnb_grad(dy, y, i) + (v2 * (vf_load(x + i) - vm) + v0));
+      for (; i < HW; i++) dx[i] = k1 * bnb_grad1(dy, y, i) + (k2 * (x[i] - m) + k0);
     }
   }
 }
 
-void dl_batchnorm_bwd(const float *x, const float *dy, int64_t N, int64_t C, int64_t HW, const float *mean,
+void dl_batchnorm_bwd(const float *x, const float *dy, const float *y, int64_t N, int64_t C, int64_t HW, const float *mean,
                       const float *invstd, const float *weight, float *dx, float *dweight, float *dbias) {
-  bnb_ctx b = {x, dy, N, C, HW, mean, invstd, weight, dx, dweight, dbias};
+  bnb_ctx b = {x, dy, y, N, C, HW, mean, invstd, weight, dx, dweight, dbias};
   int nth = dl_threads_for(N * C * HW, 1 << 15);
   if (nth > C) nth = (int)C;
   dl_parallel(bnb_task, &b, nth);
 }
 
-void dl_batchnorm_bwd_ref(const float *x, const float *dy, int64_t N, int64_t C, int64_t HW, const float *mean,
+void dl_batchnorm_bwd_ref(const float *x, const float *dy, const float *y, int64_t N, int64_t C, int64_t HW, const float *mean,
                           const float *invstd, const float *weight, float *dx, float *dweight, float *dbias) {
   const double M = (double)(N * HW);
   for (int64_t c = 0; c < C; c++) {
     double sdy = 0, sdx = 0, m = mean[c], inv = invstd[c], w = weight ? weight[c] : 1.0;
     for (int64_t n = 0; n < N; n++)
       for (int64_t i = (n * C + c) * HW; i < (n * C + c + 1) * HW; i++) {
-        sdy += dy[i];
-        sdx += (double)dy[i] * (x[i] - m);
+        double g = !y || y[i] > 0 ? dy[i] : 0.0;
+        sdy += g;
+        sdx += g * (x[i] - m);
       }
     if (dbias) dbias[c] = (float)sdy;
     if (dweight) dweight[c] = (float)(sdx * inv);
     for (int64_t n = 0; n < N; n++)
       for (int64_t i = (n * C + c) * HW; i < (n * C + c + 1) * HW; i++)
-        dx[i] = (float)(w * inv * (dy[i] - sdy / M - (x[i] - m) * inv * inv * sdx / M));
+        dx[i] = (float)(w * inv * ((!y || y[i] > 0 ? dy[i] : 0.0) - sdy / M - (x[i] - m) * inv * inv * sdx / M));
   }
 }

@@ -118,9 +118,10 @@ export interface Backend {
   /**
    * Training-mode batch-norm backward over x (N,C,HW) normalised with the batch statistics `mean` and
    * `invstd` = 1/sqrt(var + eps) (per channel): dx; dweight = sum(dy * xhat), dbias = sum(dy) when not null.
-   * weight null means 1.
+   * weight null means 1. y (N,C,HW) or null: the output of a relu fused into the forward; dy counts only where
+   * y > 0 (relu's backward folded in).
    */
-  batchNormBackward(x: Float32Array, dy: Float32Array, N: number, C: number, HW: number, mean: Float32Array, invstd: Float32Array,
+  batchNormBackward(x: Float32Array, dy: Float32Array, y: Float32Array | null, N: number, C: number, HW: number, mean: Float32Array, invstd: Float32Array,
     weight: Float32Array | null, dx: Float32Array, dweight: Float32Array | null, dbias: Float32Array | null): void;
 
   /** dx (N,C,H,W): dy (N,C,OH,OW) scattered (summed) to the argmax positions `indices` that maxPool2d recorded. */

@@ -235,7 +235,7 @@ function conv2dBackwardWeight(x: FloatArray, dy: FloatArray, p: Conv2dParams, dw
  * Batch norm with batch statistics, per channel over M = N*HW values, xhat = (x - mean) * invstd:
  * dx = weight * invstd * (dy - mean(dy) - xhat * mean(dy * xhat)); dweight = sum(dy * xhat); dbias = sum(dy).
  */
-function batchNormBackward(x: FloatArray, dy: FloatArray, N: number, C: number, HW: number, mean: FloatArray, invstd: FloatArray,
+function batchNormBackward(x: FloatArray, dy: FloatArray, y: FloatArray | null, N: number, C: number, HW: number, mean: FloatArray, invstd: FloatArray,
   weight: FloatArray | null, dx: FloatArray, dweight: FloatArray | null, dbias: FloatArray | null): void {
   const M = N * HW;
   for (let c = 0; c < C; c++) {
@@ -243,15 +243,16 @@ function batchNormBackward(x: FloatArray, dy: FloatArray, N: number, C: number, 
     let sdy = 0, sdyx = 0;
     for (let n = 0; n < N; n++) {
       for (let i = (n * C + c) * HW, end = i + HW; i < end; i++) {
-        sdy += dy[i];
-        sdyx += dy[i] * (x[i] - m);
+        const g = y === null || y[i] > 0 ? dy[i] : 0;
+        sdy += g;
+        sdyx += g * (x[i] - m);
       }
     }
     const sdyXhat = sdyx * is;
     const k = (weight ? weight[c] : 1) * is;
     const meanDy = sdy / M, proj = sdyXhat / M;
     for (let n = 0; n < N; n++) {
-      for (let i = (n * C + c) * HW, end = i + HW; i < end; i++) dx[i] = k * (dy[i] - meanDy - (x[i] - m) * is * proj);
+      for (let i = (n * C + c) * HW, end = i + HW; i < end; i++) dx[i] = k * ((y === null || y[i] > 0 ? dy[i] : 0) - meanDy - (x[i] - m) * is * proj);
     }
     if (dweight) dweight[c] = sdyXhat;
     if (dbias) dbias[c] = sdy;

@@ -102,7 +102,7 @@ interface Addon {
   conv2dBackwardDataPack(p: Float64Array, w: Float32Array, packed: Float32Array): void;
   conv2dBackwardData(p: Float64Array, dy: Float32Array, w: Float32Array, packed: Float32Array | null, dx: Float32Array): void;
   conv2dBackwardWeight(p: Float64Array, x: Float32Array, dy: Float32Array, dw: Float32Array, db: Float32Array | null): void;
-  batchNormBackward(x: Float32Array, dy: Float32Array, N: number, C: number, HW: number, mean: Float32Array,
+  batchNormBackward(x: Float32Array, dy: Float32Array, y: Float32Array | null, N: number, C: number, HW: number, mean: Float32Array,
     invstd: Float32Array, weight: Float32Array | null, dx: Float32Array, dweight: Float32Array | null, dbias: Float32Array | null): void;
   maxPool2dBackward(p: Float64Array, dy: Float32Array, indices: Int32Array, dx: Float32Array): void;
   adaptiveAvgPool2dBackward(dy: Float32Array, N: number, C: number, H: number, W: number, OH: number, OW: number, dx: Float32Array): void;
@@ -325,8 +325,8 @@ export function makeNativeBackend(addon: unknown): Backend {
     conv2dBackwardWeight(x: Float32Array, dy: Float32Array, p: Conv2dParams, dw: Float32Array, db: Float32Array | null): void {
       a.conv2dBackwardWeight(fillConv(p), x, dy, dw, db);
     },
-    batchNormBackward(x, dy, N, C, HW, mean, invstd, weight, dx, dweight, dbias): void {
-      a.batchNormBackward(x, dy, N, C, HW, mean, invstd, weight, dx, dweight, dbias);
+    batchNormBackward(x, dy, y, N, C, HW, mean, invstd, weight, dx, dweight, dbias): void {
+      a.batchNormBackward(x, dy, y, N, C, HW, mean, invstd, weight, dx, dweight, dbias);
     },
     maxPool2dBackward(dy: Float32Array, indices: Int32Array, p: Pool2dParams, dx: Float32Array): void {
       a.maxPool2dBackward(fillPool(p), dy, indices, dx);

@@ -4,7 +4,8 @@
 // convolution: w' = w * s, b' = beta + (b - mean) * s with s = gamma / sqrt(var + eps) (computed in double,
 // rounded once). The residual add and the relu then run in the convolution's epilogue, so a block's tail is
 // one kernel call. The folded tensors are cached per (conv, bn) and rebuilt when any source tensor changes
-// (their version counters). In training mode, or with any other norm layer, the modules run one by one.
+// (their version counters). In training mode a BatchNorm2d directly followed by a ReLU still runs as one op (batch
+// statistics, then the relu in the same pass); otherwise, or with any other norm layer, the modules run one by one.
 // They also run one by one when a module involved has forward hooks or a patched forward (hasInstanceForward),
 // so hooks observe every module, and inside withoutFusion(fn) (to compare fused and unfused results), and when a
 // parameter of the pair wants a gradient while grad mode is on (paramsWantGrad below).
@@ -117,7 +118,14 @@ export function convBnAct(conv: Conv2d, norm: Module, x: Tensor, o: ConvBnOption
     const y = F.conv2d(x, f.weight, f.bias, conv.convOptions(), { residual: o.residual ?? null, relu: fuseRelu });
     return act && !fuseRelu ? (act.forward(y) as Tensor) : y;
   }
-  let y = norm.forward(conv.forward(x)) as Tensor;
+  const z = conv.forward(x) as Tensor;
+  // training (or gradients wanted): a stock BatchNorm2d + ReLU with nothing between them run as one batch_norm op with
+  // its relu flag (one pass; the backward rule applies relu's mask inside the batch-norm kernel), the same values as
+  // torchvision's bn -> ReLU(inplace=True)
+  if (!o.residual && act !== null && norm instanceof BatchNorm2d && !hasInstanceForward(norm) && fusableRelu(act) && unfusedDepth === 0) {
+    return norm.forward(z, true);
+  }
+  let y = norm.forward(z) as Tensor;
   if (o.residual) y = F.addInPlace(y, o.residual);
   return act ? (act.forward(y) as Tensor) : y;
 }

@@ -236,11 +236,14 @@ const RULES = {
     const dt = s.dtype;
     const [N, C] = s.x.shape, HW = numelOf(s.x.shape.slice(2));
     let dy = data(g, dt, 'batch_norm grad');
-    if (s.y) dy = reluMask(dy, s.y, dt);
     const xd = data(s.x, dt, 'batch_norm input'), wd = s.w ? data(s.w, dt, 'batch_norm weight') : null;
     const dx = outputOf(dt, xd.length), dw = n[1] ? zerosOf(dt, C) : null, db = n[2] ? zerosOf(dt, C) : null;
-    if (s.training) kernelsFor(dt, 'batch_norm backward').batchNormBackward(xd, dy, N, C, HW, s.mean, s.invstd, wd, dx, dw, db);
-    else batchNormEvalBackward(xd, dy, N, C, HW, s.mean, s.invstd, wd, dx, dw, db);
+    // a fused relu's mask is applied inside the training kernel; eval mode masks first
+    if (s.training) kernelsFor(dt, 'batch_norm backward').batchNormBackward(xd, dy, s.y ? data(s.y, dt, 'batch_norm output') : null, N, C, HW, s.mean, s.invstd, wd, dx, dw, db);
+    else {
+      if (s.y) dy = reluMask(dy, s.y, dt);
+      batchNormEvalBackward(xd, dy, N, C, HW, s.mean, s.invstd, wd, dx, dw, db);
+    }
     return [n[0] ? wrap(dx, s.x.shape) : null, dw && wrap(dw, [C]), db && wrap(db, [C])];
   },
   max_pool2d: (s: { indices: Int32Array; p: Pool2dParams; xShape: Shape; dtype: FloatDType }, g: G) => {

@@ -140,43 +140,54 @@ test('native conv2dBackwardData: packed weights follow the version and the geome
 
 // ---- batch norm, pools, relu --------------------------------------------------------------------------------------
 
-test('native batchNormBackward matches js and the C reference at every level', { skip: nativeSkip }, () => {
+test('native batchNormBackward matches js and the C reference at every level, with and without a fused relu', { skip: nativeSkip }, () => {
   const cases: [number, number, number, boolean][] = [[2, 3, 7, true], [3, 5, 1, false], [1, 4, 70 * 70, true], [4, 17, 33, true], [2, 16, 49, false]];
   for (const [ci, [N, C, HW, affine]] of cases.entries()) {
-    const n = N * C * HW;
-    const x = randArray(n, 10 + ci, -2, 4), dy = randArray(n, 20 + ci);
-    const mean = new Float32Array(C), variance = new Float32Array(C), invstd = new Float32Array(C);
-    jsBackend.batchNormStats(x, N, C, HW, mean, variance);
-    for (let c = 0; c < C; c++) invstd[c] = 1 / Math.sqrt(variance[c] + 1e-5);
-    const weight = affine ? randArray(C, 30 + ci, 0.5, 1.5) : null;
-    const jdx = new Float32Array(n), jdw = new Float32Array(C), jdb = new Float32Array(C);
-    jsBackend.batchNormBackward(x, dy, N, C, HW, mean, invstd, weight, jdx, jdw, jdb);
-    // scales: |w| invstd (|dy| + mean|dy| + |xhat| mean|dy xhat|) for dx, sum|dy xhat| and sum|dy|
-    const mdx = new Float32Array(n), sdxh = new Float32Array(C), sdy = new Float32Array(C), M = N * HW;
-    for (let c = 0; c < C; c++) {
-      let a = 0, b = 0;
-      for (let k = 0; k < N; k++) for (let i = (k * C + c) * HW; i < (k * C + c + 1) * HW; i++) {
-        a += Math.abs(dy[i]);
-        b += Math.abs(dy[i] * (x[i] - mean[c]) * invstd[c]);
+    for (const relu of [false, true]) {
+      const n = N * C * HW;
+      const x = randArray(n, 10 + ci, -2, 4), dy = randArray(n, 20 + ci);
+      // a fused relu's output: 0 where it cut (the gradient must not pass there), positive elsewhere
+      const y = relu ? randArray(n, 40 + ci).map((v) => (v > 0 ? v : 0)) : null;
+      const g = y ? dy.map((v, i) => (y[i] > 0 ? v : 0)) : dy;
+      const mean = new Float32Array(C), variance = new Float32Array(C), invstd = new Float32Array(C);
+      jsBackend.batchNormStats(x, N, C, HW, mean, variance);
+      for (let c = 0; c < C; c++) invstd[c] = 1 / Math.sqrt(variance[c] + 1e-5);
+      const weight = affine ? randArray(C, 30 + ci, 0.5, 1.5) : null;
+      const jdx = new Float32Array(n), jdw = new Float32Array(C), jdb = new Float32Array(C);
+      jsBackend.batchNormBackward(x, dy, y, N, C, HW, mean, invstd, weight, jdx, jdw, jdb);
+      if (y) {
+        // the fused mask is relu's backward followed by the plain batch-norm backward
+        const pdx = new Float32Array(n), pdw = new Float32Array(C), pdb = new Float32Array(C);
+        jsBackend.batchNormBackward(x, g, null, N, C, HW, mean, invstd, weight, pdx, pdw, pdb);
+        assert.deepEqual([jdx, jdw, jdb], [pdx, pdw, pdb], 'js: masked inside = masked before');
       }
-      sdy[c] = a;
-      sdxh[c] = b;
-      const k0 = Math.abs(weight ? weight[c] : 1) * invstd[c];
-      for (let k = 0; k < N; k++) for (let i = (k * C + c) * HW; i < (k * C + c + 1) * HW; i++) {
-        mdx[i] = k0 * (Math.abs(dy[i]) + a / M + Math.abs((x[i] - mean[c]) * invstd[c]) * b / M);
+      // scales: |w| invstd (|g| + mean|g| + |xhat| mean|g xhat|) for dx, sum|g xhat| and sum|g| (g: dy masked)
+      const mdx = new Float32Array(n), sdxh = new Float32Array(C), sdy = new Float32Array(C), M = N * HW;
+      for (let c = 0; c < C; c++) {
+        let a = 0, b = 0;
+        for (let k = 0; k < N; k++) for (let i = (k * C + c) * HW; i < (k * C + c + 1) * HW; i++) {
+          a += Math.abs(g[i]);
+          b += Math.abs(g[i] * (x[i] - mean[c]) * invstd[c]);
+        }
+        sdy[c] = a;
+        sdxh[c] = b;
+        const k0 = Math.abs(weight ? weight[c] : 1) * invstd[c];
+        for (let k = 0; k < N; k++) for (let i = (k * C + c) * HW; i < (k * C + c + 1) * HW; i++) {
+          mdx[i] = k0 * (Math.abs(g[i]) + a / M + Math.abs((x[i] - mean[c]) * invstd[c]) * b / M);
+        }
       }
+      everyNativeConfig((cfg) => {
+        const dx = new Float32Array(n).fill(NaN), dw = new Float32Array(C).fill(NaN), db = new Float32Array(C).fill(NaN);
+        native.batchNormBackward(x, dy, y, N, C, HW, mean, invstd, weight, dx, dw, db);
+        const what = `${cfg} N${N} C${C} HW${HW}${relu ? ' relu' : ''}`;
+        assertWithin(dx, jdx, mdx, 1e-5, 1e-30, `${what} dx`);
+        assertWithin(dw, jdw, sdxh, 1e-5, 1e-30, `${what} dweight`);
+        assertWithin(db, jdb, sdy, 1e-5, 1e-30, `${what} dbias`);
+        const dx2 = new Float32Array(n).fill(NaN);
+        native.batchNormBackward(x, dy, y, N, C, HW, mean, invstd, weight, dx2, null, null);
+        assertWithin(dx2, jdx, mdx, 1e-5, 1e-30, `${what} dx without dweight/dbias`);
+      });
     }
-    everyNativeConfig((cfg) => {
-      const dx = new Float32Array(n).fill(NaN), dw = new Float32Array(C).fill(NaN), db = new Float32Array(C).fill(NaN);
-      native.batchNormBackward(x, dy, N, C, HW, mean, invstd, weight, dx, dw, db);
-      const what = `${cfg} N${N} C${C} HW${HW}`;
-      assertWithin(dx, jdx, mdx, 1e-5, 1e-30, `${what} dx`);
-      assertWithin(dw, jdw, sdxh, 1e-5, 1e-30, `${what} dweight`);
-      assertWithin(db, jdb, sdy, 1e-5, 1e-30, `${what} dbias`);
-      const dx2 = new Float32Array(n).fill(NaN);
-      native.batchNormBackward(x, dy, N, C, HW, mean, invstd, weight, dx2, null, null);
-      assertWithin(dx2, jdx, mdx, 1e-5, 1e-30, `${what} dx without dweight/dbias`);
-    });
   }
 });
 
@@ -266,12 +277,12 @@ test('native backward: too-short arrays and bad indices throw a RangeError inste
   assert.throws(() => native.conv2dBackwardWeight(x, dy, p, dw.subarray(1), null), RangeError);
   assert.throws(() => native.conv2dBackwardWeight(x, dy, p, dw, new Float32Array(5)), RangeError);
   const c = new Float32Array(2);
-  assert.throws(() => native.batchNormBackward(new Float32Array(5), new Float32Array(6), 1, 2, 3, c, c, null, new Float32Array(6), null, null), RangeError);
-  assert.throws(() => native.batchNormBackward(new Float32Array(6), new Float32Array(6), 1, 2, 3, c, new Float32Array(1), null, new Float32Array(6), null, null), RangeError);
-  assert.throws(() => native.batchNormBackward(new Float32Array(6), new Float32Array(6), 1, 2, 3, c, c, new Float32Array(1), new Float32Array(6), null, null), RangeError);
-  assert.throws(() => native.batchNormBackward(new Float32Array(6), new Float32Array(6), 1, 2, 3, c, c, null, new Float32Array(5), null, null), RangeError);
-  assert.throws(() => native.batchNormBackward(new Float32Array(6), new Float32Array(6), 1, 2, 3, c, c, null, new Float32Array(6), new Float32Array(1), null), RangeError);
-  assert.throws(() => native.batchNormBackward(new Float32Array(6), new Float32Array(6), 1, 2, 3, c, c, null, new Float32Array(6), null, new Float32Array(1)), RangeError);
+  assert.throws(() => native.batchNormBackward(new Float32Array(5), new Float32Array(6), null, 1, 2, 3, c, c, null, new Float32Array(6), null, null), RangeError);
+  assert.throws(() => native.batchNormBackward(new Float32Array(6), new Float32Array(6), null, 1, 2, 3, c, new Float32Array(1), null, new Float32Array(6), null, null), RangeError);
+  assert.throws(() => native.batchNormBackward(new Float32Array(6), new Float32Array(6), null, 1, 2, 3, c, c, new Float32Array(1), new Float32Array(6), null, null), RangeError);
+  assert.throws(() => native.batchNormBackward(new Float32Array(6), new Float32Array(6), null, 1, 2, 3, c, c, null, new Float32Array(5), null, null), RangeError);
+  assert.throws(() => native.batchNormBackward(new Float32Array(6), new Float32Array(6), null, 1, 2, 3, c, c, null, new Float32Array(6), new Float32Array(1), null), RangeError);
+  assert.throws(() => native.batchNormBackward(new Float32Array(6), new Float32Array(6), null, 1, 2, 3, c, c, null, new Float32Array(6), null, new Float32Array(1)), RangeError);
   const pp = poolParams(1, 2, 6, 6, [3, 3], [2, 2], [1, 1], [1, 1]); // 2 planes of 3x3 outputs, 6x6 inputs
   const pdy = new Float32Array(18), pidx = new Int32Array(18), pdx = new Float32Array(72);
   assert.throws(() => native.maxPool2dBackward(pdy.subarray(1), pidx, pp, pdx), RangeError);
