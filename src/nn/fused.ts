@@ -126,6 +126,7 @@ export function convBnAct(conv: Conv2d, norm: Module, x: Tensor, o: ConvBnOption
     return norm.forward(z, true);
   }
   let y = norm.forward(z) as Tensor;
+  if (o.residual && act !== null && fusableRelu(act) && unfusedDepth === 0) return F.addInPlace(y, o.residual, { relu: true }); // + relu_ in one pass
   if (o.residual) y = F.addInPlace(y, o.residual);
   return act ? (act.forward(y) as Tensor) : y;
 }

@@ -153,23 +153,28 @@ export const ge = (a: Operand, b: Operand): Tensor => binaryMap(a, b, (x, y) => 
 
 /**
  * In-place a += b (b broadcast to a's shape); returns a. In a graph, a's node becomes add's (as torchvision's
- * `out += identity`); refused for a leaf that requires grad while recording, as in PyTorch.
+ * `out += identity`); refused for a leaf that requires grad while recording, as in PyTorch. With `relu`, a then
+ * goes through relu in the same pass and gets relu's node after add's: what `out += identity; relu_(out)` records.
  */
-export function addInPlace(a: Tensor, b: Operand): Tensor {
+export function addInPlace(a: Tensor, b: Operand, o: { relu?: boolean } = {}): Tensor {
   const tb = tensorOrNull(b);
   const rec = needsGrad(a, tb);
   if (rec) checkInplace(a, 'add_');
   if (sameShapeF32(a, b) && a.isContiguous()) {
     const ad = a.data.subarray(a.offset, a.offset + a.numel) as Float32Array;
-    getBackend().add(ad, (b as Tensor).contiguousData() as Float32Array, ad, ad.length, false);
+    getBackend().add(ad, (b as Tensor).contiguousData() as Float32Array, ad, ad.length, !!o.relu);
     a.bumpVersion();
-  } else {
-    const r = binaryMap(a, b, (x, y) => x + y, a.dtype, 'add_');
-    if (!shapeEq(r.shape, a.shape)) throw new RangeError(`add_: output with shape [${a.shape}] doesn't match the broadcast shape [${r.shape}]`);
-    noGrad(() => a.copy_(r));
+    if (rec) {
+      record('add', [a, tb], a, { a: a.shape, b: shapeOf(b) });
+      if (o.relu) record('relu', [a], a, { y: a });
+    }
+    return a;
   }
+  const r = binaryMap(a, b, (x, y) => x + y, a.dtype, 'add_');
+  if (!shapeEq(r.shape, a.shape)) throw new RangeError(`add_: output with shape [${a.shape}] doesn't match the broadcast shape [${r.shape}]`);
+  noGrad(() => a.copy_(r));
   if (rec) record('add', [a, tb], a, { a: a.shape, b: shapeOf(b) });
-  return a;
+  return o.relu ? a.relu_() : a; // (the method: activation.ts imports this file)
 }
 
 export const neg = (x: Tensor): Tensor => unaryOp('neg', x, (v) => -v, [], true);

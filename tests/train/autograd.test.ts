@@ -129,18 +129,45 @@ test("in-place ReLU and `out += identity` (torchvision's BasicBlock) give the ou
   const conv = new Conv2d(3, 3, 3, { padding: 1, bias: false, generator: g });
   const bn = new BatchNorm2d(3);
   const x = randn([2, 3, 5, 5], { generator: g });
-  const run = (inplace: boolean) => {
-    const xi = x.clone().requiresGrad_(true);
+  // 'inplace': add_ then relu_; 'fused': add_ with its relu flag (one pass, two nodes); 'bn-relu': batch norm with
+  // its relu flag (the backward kernel masks), then a plain add; each against the out-of-place graph
+  const run = (mode: 'outofplace' | 'inplace' | 'fused' | 'bn-relu', input: Tensor) => {
+    const xi = input.clone().requiresGrad_(true);
     conv.zeroGrad();
     bn.zeroGrad();
-    let h = bn.forward(conv.forward(xi));
-    h = inplace ? F.addInPlace(h, xi) : F.add(h, xi);
-    h = F.relu(h, inplace);
+    let h: Tensor;
+    if (mode === 'bn-relu') h = F.add(bn.forward(conv.forward(xi), true), xi);
+    else {
+      h = bn.forward(conv.forward(xi));
+      if (mode === 'fused') h = F.addInPlace(h, xi, { relu: true });
+      else h = F.relu(mode === 'inplace' ? F.addInPlace(h, xi) : F.add(h, xi), mode === 'inplace');
+    }
     F.mul(h, h).sum().backward();
     return [xi.grad!, conv.weight.grad!, bn.weight!.grad!, bn.bias!.grad!];
   };
-  const a = run(true), b = run(false);
-  a.forEach((t, i) => assertClose(t, b[i], { atol: 1e-6, rtol: 1e-6, what: `gradient ${i}` }));
+  const b = run('outofplace', x);
+  for (const mode of ['inplace', 'fused'] as const) run(mode, x).forEach((t, i) => assertClose(t, b[i], { atol: 1e-6, rtol: 1e-6, what: `${mode}: gradient ${i}` }));
+  // relu before the add
+  const ref = (() => {
+    const xi = x.clone().requiresGrad_(true);
+    conv.zeroGrad();
+    bn.zeroGrad();
+    const h = F.add(F.relu(bn.forward(conv.forward(xi))), xi);
+    F.mul(h, h).sum().backward();
+    return [xi.grad!, conv.weight.grad!, bn.weight!.grad!, bn.bias!.grad!];
+  })();
+  run('bn-relu', x).forEach((t, i) => assertClose(t, ref[i], { atol: 1e-6, rtol: 1e-6, what: `bn-relu: gradient ${i}` }));
+  // a whole BasicBlock in training mode: fused (bn+relu, add+relu) against module by module
+  const block = new BasicBlock(3, 3).train();
+  const grads = (fused: boolean) => {
+    block.zeroGrad();
+    const xi = x.clone().requiresGrad_(true);
+    const y = fused ? block.forward(xi) : withoutFusion(() => block.forward(xi));
+    F.mul(y, y).sum().backward();
+    return [y.detach(), xi.grad!, ...block.parameters().map((p) => p.grad!)];
+  };
+  const f = grads(true), u = grads(false);
+  f.forEach((t, i) => assertClose(t, u[i], { atol: 1e-6, rtol: 1e-5, what: `BasicBlock ${i === 0 ? 'output' : `gradient ${i}`}` }));
 });
 
 test('BatchNorm2d in a recorded train forward: running stats and num_batches_tracked as without a graph', () => {
