@@ -18,14 +18,15 @@ import { type DataRecipe, dataRecipe, evalTransform, limitDataset, openSplit } f
 import { type Command, UsageError, intArg, oneOf, parse } from './args.js';
 
 const usage = `Usage: resnet eval --checkpoint FILE --data <DIR | fashion-mnist[:ROOT]> [--arch <builder | config.json>]
-                   [--split val|train] [--batch-size B] [--workers N] [--limit N] [--image-size S] [--json] [--download]
-                   [--backend js|native]
+                   [--split val|train] [--batch-size B] [--workers N] [--limit N] [--image-size S] [--json]
+                   [--download] [--backend js|native]
 
 Evaluates FILE (a checkpoint from resnet train, a model folder from resnet export, or with --arch any
-.pth/.safetensors state dict or torch.save checkpoint) in eval mode on the validation split (Fashion-MNIST: the test split; a folder: DIR/val, DIR/test, or
-DIR itself when it has no train/ sub-folder) and prints accuracy, per-class accuracy and the confusion matrix
-(rows: true class, columns: predicted). --json prints one JSON object instead. --download fetches missing
-Fashion-MNIST files (torchvision's mirror, MD5-checked) into ROOT/FashionMNIST/raw.`;
+.pth/.safetensors state dict or torch.save checkpoint) in eval mode on the validation split (Fashion-MNIST: the
+test split; a folder: DIR/val, DIR/test, or DIR itself when it has no train/ sub-folder) and prints accuracy,
+per-class accuracy and the confusion matrix (rows: true class, columns: predicted). --json prints one JSON object
+instead. --download fetches missing Fashion-MNIST files (torchvision's mirror, MD5-checked) into
+ROOT/FashionMNIST/raw.`;
 
 interface Meta {
   spec: ModelSpec | null;

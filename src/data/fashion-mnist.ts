@@ -13,9 +13,9 @@
 // `transform` (default ToTensor: (1, 28, 28) float32 in [0, 1]) and its label.
 
 import { existsSync, readFileSync } from 'node:fs';
-import { DownloadError, downloadUrlToFile } from '../io/hub.js';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import { DownloadError, downloadUrlToFile } from '../io/hub.js';
 import { Generator } from '../tensor/random.js';
 import { buildTransform, type Pixels, type SampleTransform, type TransformSpec } from './augment.js';
 import { checkIndex, sharedCopy, type Dataset, type Sample, type SampleContext, type WorkerRecipe } from './dataset.js';
