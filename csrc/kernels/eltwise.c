@@ -19,9 +19,7 @@ typedef struct {
 static void relu_task(void *arg, int ith, int nth) {
   const ew_ctx *e = arg;
   int64_t lo, hi;
-  dl_split(e->n / DL_VL, ith, nth, &lo, &hi);
-  lo *= DL_VL;
-  hi = ith == nth - 1 ? e->n : hi * DL_VL;
+  dl_split_runs(e->n, DL_VL, ith, nth, &lo, &hi);
   int64_t i = lo;
   for (; i + DL_VL <= hi; i += DL_VL) vf_store(e->y + i, vf_relu(vf_load(e->a + i)));
   for (; i < hi; i++) {
@@ -33,9 +31,7 @@ static void relu_task(void *arg, int ith, int nth) {
 static void add_task(void *arg, int ith, int nth) {
   const ew_ctx *e = arg;
   int64_t lo, hi;
-  dl_split(e->n / DL_VL, ith, nth, &lo, &hi);
-  lo *= DL_VL;
-  hi = ith == nth - 1 ? e->n : hi * DL_VL;
+  dl_split_runs(e->n, DL_VL, ith, nth, &lo, &hi);
   int64_t i = lo;
   if (e->relu)
     for (; i + DL_VL <= hi; i += DL_VL) vf_store(e->y + i, vf_relu(vf_load(e->a + i) + vf_load(e->b + i)));
@@ -75,9 +71,7 @@ void dl_add_ref(const float *a, const float *b, float *y, int64_t n, int relu) {
 static void relu_bwd_task(void *arg, int ith, int nth) {
   const ew_ctx *e = arg;
   int64_t lo, hi;
-  dl_split(e->n / DL_VL, ith, nth, &lo, &hi);
-  lo *= DL_VL;
-  hi = ith == nth - 1 ? e->n : hi * DL_VL;
+  dl_split_runs(e->n, DL_VL, ith, nth, &lo, &hi);
   int64_t i = lo;
   for (; i + DL_VL <= hi; i += DL_VL) vf_store(e->y + i, vf_and(vf_load(e->a + i), vf_load(e->b + i) > 0));
   for (; i < hi; i++) e->y[i] = e->b[i] > 0 ? e->a[i] : 0.0f;

@@ -132,6 +132,13 @@ static inline void dl_split(int64_t n, int ith, int nth, int64_t *lo, int64_t *h
   *hi = n * (ith + 1) / nth;
 }
 
+/** dl_split of n elements in whole runs of `width` (a vector's lanes); the last thread also takes the tail. */
+static inline void dl_split_runs(int64_t n, int64_t width, int ith, int nth, int64_t *lo, int64_t *hi) {
+  dl_split(n / width, ith, nth, lo, hi);
+  *lo *= width;
+  *hi = ith == nth - 1 ? n : *hi * width;
+}
+
 // ---- blocked GEMM driver (gemm.c; used by conv.c) -------------------------------------------------------------
 
 /**

@@ -27,9 +27,7 @@ static void sgd_task(void *arg, int ith, int nth) {
   const sgd_ctx *c = arg;
   const dl_sgd_params *o = c->o;
   int64_t lo, hi;
-  dl_split(c->n / DL_VL, ith, nth, &lo, &hi);
-  lo *= DL_VL;
-  hi = ith == nth - 1 ? c->n : hi * DL_VL;
+  dl_split_runs(c->n, DL_VL, ith, nth, &lo, &hi);
   const float lr = (float)o->lr, mom = (float)o->momentum, keep = (float)(1.0 - o->dampening), wd = (float)o->weight_decay;
   const float sign = o->maximize ? -1.0f : 1.0f;
   float *p = c->p, *b = c->buf;
@@ -127,9 +125,7 @@ static void adamw_task(void *arg, int ith, int nth) {
   const adamw_ctx *c = arg;
   const dl_adamw_params *o = c->o;
   int64_t lo, hi;
-  dl_split(c->n / DL_VL, ith, nth, &lo, &hi);
-  lo *= DL_VL;
-  hi = ith == nth - 1 ? c->n : hi * DL_VL;
+  dl_split_runs(c->n, DL_VL, ith, nth, &lo, &hi);
   const float b1 = (float)o->beta1, b2 = (float)o->beta2, c1 = (float)(1.0 - o->beta1), c2 = (float)(1.0 - o->beta2);
   const float decay = (float)(1.0 - o->lr * o->weight_decay), step = (float)o->step_size, inv_bc2 = (float)(1.0 / o->bias_correction2_sqrt);
   const float eps = (float)o->eps, sign = o->maximize ? -1.0f : 1.0f;
