@@ -5,9 +5,9 @@
 
 import type { Tensor } from '../tensor/tensor.js';
 import { Generator, defaultGenerator } from '../tensor/random.js';
-import { Module, hasInstanceForward } from '../nn/module.js';
+import { Module } from '../nn/module.js';
 import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, MaxPool2d, ReLU, Sequential } from '../nn/layers.js';
-import { convBnAct, convBnSequential, fusesConvBnAct, fusesConvBnSequential } from '../nn/fused.js';
+import { convBnAct, convBnSequential, fusesConvBnAct, fusesConvBnSequential, isStock, ownsConvBnAct, ownsConvBnSequential } from '../nn/fused.js';
 import { recycle } from '../ops/recycle.js';
 import { constant_, kaimingNormal_, skipInit } from '../nn/init.js';
 import { describe, expectInt, pyRepr } from '../ops/check.js';
@@ -79,12 +79,22 @@ export class BasicBlock extends Module {
       (this.downsample === null || fusesConvBnSequential(this.downsample));
   }
 
+  /**
+   * True when forward() keeps no reference to its input or its intermediates, except what autograd saves, and
+   * returns new storage: fused inference, or stock modules in any mode (nn/fused.ts ownsConvBnAct). It then
+   * recycles its intermediates (ops/recycle.ts) once they are consumed; in training, once backward has read them.
+   */
+  ownsIntermediates(): boolean {
+    return this.fusedInference() || (ownsConvBnAct(this.conv1, this.bn1, this.relu) && ownsConvBnAct(this.conv2, this.bn2, this.relu) &&
+      (this.downsample === null || ownsConvBnSequential(this.downsample)));
+  }
+
   override forward(x: Tensor): Tensor {
-    const fused = this.fusedInference();
+    const own = this.ownsIntermediates();
     const identity = this.downsample ? convBnSequential(this.downsample, x) : x;
     const out = convBnAct(this.conv1, this.bn1, x, { act: this.relu });
     const y = convBnAct(this.conv2, this.bn2, out, { residual: identity, act: this.relu });
-    if (fused) {
+    if (own) {
       recycle(out);
       if (identity !== x) recycle(identity);
     }
@@ -126,14 +136,20 @@ export class Bottleneck extends Module {
       fusesConvBnAct(this.conv3, this.bn3, this.relu) && (this.downsample === null || fusesConvBnSequential(this.downsample));
   }
 
+  /** As BasicBlock.ownsIntermediates. */
+  ownsIntermediates(): boolean {
+    return this.fusedInference() || (ownsConvBnAct(this.conv1, this.bn1, this.relu) && ownsConvBnAct(this.conv2, this.bn2, this.relu) &&
+      ownsConvBnAct(this.conv3, this.bn3, this.relu) && (this.downsample === null || ownsConvBnSequential(this.downsample)));
+  }
+
   override forward(x: Tensor): Tensor {
-    const fused = this.fusedInference();
+    const own = this.ownsIntermediates();
     const identity = this.downsample ? convBnSequential(this.downsample, x) : x;
     const out1 = convBnAct(this.conv1, this.bn1, x, { act: this.relu });
     const out2 = convBnAct(this.conv2, this.bn2, out1, { act: this.relu });
-    if (fused) recycle(out1);
+    if (own) recycle(out1);
     const y = convBnAct(this.conv3, this.bn3, out2, { residual: identity, act: this.relu });
-    if (fused) {
+    if (own) {
       recycle(out2);
       if (identity !== x) recycle(identity);
     }
@@ -143,15 +159,9 @@ export class Bottleneck extends Module {
 
 export type Block = typeof BasicBlock | typeof Bottleneck;
 
-/** m is an instance of exactly this class (not a subclass, which may override forward) with the class's forward
- * (not hooks or a patch on the instance, which must see every call: nn/module.ts hasInstanceForward). */
-function isExactly(m: Module, cls: abstract new (...args: never[]) => Module): boolean {
-  return Object.getPrototypeOf(m) === cls.prototype && !hasInstanceForward(m);
-}
-
-/** A stock block whose forward is fused convolutions only (see BasicBlock.fusedInference). */
+/** A stock block that owns its intermediates (see BasicBlock.ownsIntermediates). */
 function pureBlock(m: Module): boolean {
-  return (isExactly(m, Bottleneck) && (m as Bottleneck).fusedInference()) || (isExactly(m, BasicBlock) && (m as BasicBlock).fusedInference());
+  return (isStock(m, Bottleneck) && (m as Bottleneck).ownsIntermediates()) || (isStock(m, BasicBlock) && (m as BasicBlock).ownsIntermediates());
 }
 
 export interface ResNetOptions {
@@ -252,33 +262,35 @@ export class ResNet extends Module {
 
   override forward(x: Tensor): Tensor {
     const f = this.#features(x);
-    const pooled = isExactly(this.avgpool, AdaptiveAvgPool2d);
+    const pooled = isStock(this.avgpool, AdaptiveAvgPool2d);
     const h = this.avgpool.forward(f.h);
     if (f.owned && pooled) recycle(f.h);
     const y = this.fc.forward(h.flatten(1)) as Tensor;
-    if (pooled && isExactly(this.fc, Linear)) recycle(h);
+    if (pooled && isStock(this.fc, Linear)) recycle(h);
     return y;
   }
 
   /**
    * features(), recycling each activation (ops/recycle.ts) as soon as the next module has consumed it, when both
-   * are known to be pure: the module is exactly MaxPool2d, or exactly BasicBlock / Bottleneck in fused inference
-   * (so it keeps no reference to its input and returns new storage), and the activation was made here by such a
-   * module or by the fused stem. Anything else (training mode, other layers, subclasses) runs as written, with
-   * nothing recycled around it. `owned`: the result is such an activation (forward() recycles it after avgpool).
+   * are known to be pure: the module is exactly MaxPool2d, or exactly BasicBlock / Bottleneck whose modules are
+   * fused or stock (so it keeps no reference to its input, except what autograd saves, and returns new storage),
+   * and the activation was made here by such a module or by such a stem. In training, an activation that backward
+   * will read joins the free lists once backward has freed it. Anything else (other layers, subclasses, hooks) runs
+   * as written, with nothing recycled around it. `owned`: the result is such an activation (forward() recycles it
+   * after avgpool).
    */
   #features(x: Tensor): { h: Tensor; owned: boolean } {
     let h = convBnAct(this.conv1, this.bn1, x, { act: this.relu });
-    let owned = fusesConvBnAct(this.conv1, this.bn1, this.relu);
+    let owned = ownsConvBnAct(this.conv1, this.bn1, this.relu);
     const step = (m: Module, pure: boolean): void => {
       const y = m.forward(h) as Tensor;
       if (owned && pure) recycle(h);
       h = y;
       owned = pure;
     };
-    step(this.maxpool, isExactly(this.maxpool, MaxPool2d));
+    step(this.maxpool, isStock(this.maxpool, MaxPool2d));
     for (const layer of [this.layer1, this.layer2, this.layer3, this.layer4]) {
-      if (!isExactly(layer, Sequential)) step(layer, false);
+      if (!isStock(layer, Sequential)) step(layer, false);
       else for (const block of layer.children()) step(block, pureBlock(block));
     }
     return { h, owned };

@@ -13,6 +13,7 @@
 import { Tensor } from '../tensor/tensor.js';
 import { isGradEnabled } from '../tensor/autograd.js';
 import * as F from '../ops/index.js';
+import { recycle } from '../ops/recycle.js';
 import { Module, hasInstanceForward } from './module.js';
 import { BatchNorm2d, Conv2d, ReLU, Sequential } from './layers.js';
 
@@ -93,6 +94,28 @@ export function fusesConvBnSequential(seq: Module): boolean {
   return fusesConvBnAct(c, n, null);
 }
 
+/** m is an instance of exactly cls (not a subclass) with no forward hooks or patched forward. */
+export function isStock(m: Module | null, cls: abstract new (...args: never[]) => Module): boolean {
+  return m !== null && Object.getPrototypeOf(m) === cls.prototype && !hasInstanceForward(m);
+}
+
+/**
+ * True when convBnAct(conv, norm, x, { act }) keeps no reference to x, the residual or anything it made, except
+ * what autograd saves for backward, and returns new storage, in any mode: it fuses, or its modules are exactly
+ * Conv2d, BatchNorm2d and ReLU (or none) without hooks. Model code may then recycle (ops/recycle.ts) x and the
+ * residual once it no longer needs them: in training their storage is reused after backward has read it.
+ */
+export function ownsConvBnAct(conv: Module, norm: Module, act: Module | null): boolean {
+  return fusesConvBnAct(conv, norm, act) || (isStock(conv, Conv2d) && isStock(norm, BatchNorm2d) && (act === null || isStock(act, ReLU)));
+}
+
+/** ownsConvBnAct for convBnSequential(seq, x). */
+export function ownsConvBnSequential(seq: Module): boolean {
+  if (!isStock(seq, Sequential) || (seq as Sequential).length !== 2) return false;
+  const [c, n] = seq.children();
+  return ownsConvBnAct(c, n, null);
+}
+
 export interface ConvBnOptions {
   /** Added after the norm (the block's identity). */
   residual?: Tensor | null;
@@ -119,13 +142,18 @@ export function convBnAct(conv: Conv2d, norm: Module, x: Tensor, o: ConvBnOption
     return act && !fuseRelu ? (act.forward(y) as Tensor) : y;
   }
   const z = conv.forward(x) as Tensor;
+  // the convolution's output is ours alone when both modules are stock: recycle it once the norm has read it
+  const own = (y: Tensor): Tensor => {
+    if (y.data !== z.data && isStock(conv, Conv2d) && isStock(norm, BatchNorm2d)) recycle(z);
+    return y;
+  };
   // training (or gradients wanted): a stock BatchNorm2d + ReLU with nothing between them run as one batch_norm op with
   // its relu flag (one pass; the backward rule applies relu's mask inside the batch-norm kernel), the same values as
   // torchvision's bn -> ReLU(inplace=True)
   if (!o.residual && act !== null && norm instanceof BatchNorm2d && !hasInstanceForward(norm) && fusableRelu(act) && unfusedDepth === 0) {
-    return norm.forward(z, true);
+    return own(norm.forward(z, true));
   }
-  let y = norm.forward(z) as Tensor;
+  let y = own(norm.forward(z) as Tensor);
   if (o.residual && act !== null && fusableRelu(act) && unfusedDepth === 0) return F.addInPlace(y, o.residual, { relu: true }); // + relu_ in one pass
   if (o.residual) y = F.addInPlace(y, o.residual);
   return act ? (act.forward(y) as Tensor) : y;

@@ -10,10 +10,11 @@
 import { Tensor, forEachOffset } from '../tensor/tensor.js';
 import { type FloatDType, allocStorage } from '../tensor/dtype.js';
 import { broadcastStrides, contiguousStrides, numelOf, shapeEq } from '../tensor/shape.js';
-import { defineRules, setGradAdder, type Rule } from '../tensor/autograd.js';
+import { defineRules, setGradAdder, setGradDone, type Rule } from '../tensor/autograd.js';
 import type { Conv2dParams, Pool2dParams } from '../backend/backend.js';
 import { floatData, kernelsFor, outputOf, zerosOf } from './kernels.js';
 import { erf } from './activation.js';
+import { recycle, recycleArray } from './recycle.js';
 import { crossEntropyGrad, bceWithLogitsGrad, type CrossEntropySaved, type BceSaved } from './loss.js';
 
 type Shape = readonly number[];
@@ -230,6 +231,7 @@ const RULES = {
     if (n[0]) be.conv2dBackwardData(dy, data(s.w!, dt, 'conv2d weight'), p, (dx = outputOf(dt, p.N * p.C * p.H * p.W)), bwdPackKey(s.w!));
     if (n[1]) be.conv2dBackwardWeight(data(s.x!, dt, 'conv2d input'), dy, p, (dw = outputOf(dt, p.O * (p.C / p.groups) * p.KH * p.KW)), n[2] ? (db = zerosOf(dt, p.O)) : null);
     else if (n[2]) db = channelSums(dy, p.N, p.O, p.OH * p.OW, dt);
+    if (s.y && !n[3] && dy instanceof Float32Array) recycleArray(dy); // the relu-masked gradient was ours alone
     return [dx && wrap(dx, s.xShape), dw && wrap(dw, s.w ? s.w.shape : [p.O, p.C / p.groups, p.KH, p.KW]), db && wrap(db, [p.O]), n[3] ? wrap(dy, s.rShape!) : null];
   },
   batch_norm: (s: { x: Tensor; mean: Float32Array; invstd: Float32Array; w: Tensor | null; training: boolean; y: Tensor | null; dtype: FloatDType }, g: G, n: Needs) => {
@@ -297,6 +299,8 @@ setGradAdder((a, b, y, n) => {
   if (a instanceof Float32Array && b instanceof Float32Array && y instanceof Float32Array) kernelsFor('float32', 'gradient sum').add(a, b, y, n, false);
   else for (let i = 0; i < n; i++) y[i] = a[i] + b[i];
 });
+// a gradient backward has finished with goes to later outputs of its size (ops/recycle.ts)
+setGradDone(recycle);
 
 // ---- the longer rule bodies ---------------------------------------------------------------------------------------
 

@@ -167,7 +167,28 @@ function retainStorage(s: object): void {
 function releaseStorage(s: object): void {
   const n = (savedCount.get(s) ?? 1) - 1;
   if (n > 0) savedCount.set(s, n);
-  else savedCount.delete(s);
+  else {
+    savedCount.delete(s);
+    released(s);
+  }
+}
+
+let released: (s: object) => void = () => {};
+
+/** Install what runs when the last live node that saved a storage frees it (ops/recycle.ts: deferred recycling). */
+export function setStorageReleased(fn: (s: object) => void): void {
+  released = fn;
+}
+
+let gradDone: (g: Tensor) => void = () => {};
+
+/**
+ * Install what backward does with a node's incoming gradient once the node's rule has run and returned nothing
+ * over its storage, when the engine owns that storage alone (not the caller's root gradient, not shared between
+ * inputs, not adopted as a leaf's .grad): ops/grad.ts hands it to ops/recycle.ts for later outputs of its size.
+ */
+export function setGradDone(fn: (g: Tensor) => void): void {
+  gradDone = fn;
 }
 
 /** True when a node that has not been freed saved a tensor over this storage. */
@@ -266,6 +287,7 @@ function runGraph(top: Node, grad: Tensor, retain: boolean, shared: WeakSet<obje
     const grads = g === undefined ? [] : runNode(node, g);
     if (!retain) free(node);
     markShared(grads, shared);
+    if (g !== undefined && exclusive(g, shared) && !grads.some((t) => t && t.data === g.data)) gradDone(g);
     for (let i = 0; i < node.next.length; i++) {
       const e = node.next[i];
       const gi = grads[i] ?? null;

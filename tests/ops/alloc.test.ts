@@ -12,7 +12,9 @@
 // - RESNET_POOL_MB bounds the pool (requests over it get plain arrays), 0 turns it off, and backendInfo says so;
 // - recycling (ops/recycle.ts, used by the torchvision ResNet forward) never touches a tensor the caller can
 //   still reach: outputs and features held across later forwards keep their values, a module that keeps its
-//   input (a user layer, a Bottleneck subclass) keeps it intact, and training mode recycles nothing.
+//   input (a user layer, a Bottleneck subclass) keeps it intact; in training, activations autograd saved are
+//   recycled only after backward has read them and gradients once backward is done with them, so every step's loss
+//   and gradients equal those of a run that recycles nothing, bit for bit.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -24,10 +26,10 @@ import { loadNative, nativePoolStats, nativePoolTrim, type PoolStats } from '../
 import { backendInfo, withBackend } from '../../src/backend/select.js';
 import type { Backend } from '../../src/backend/backend.js';
 import { Tensor } from '../../src/tensor/tensor.js';
-import { noGrad } from '../../src/tensor/autograd.js';
+import { backward, noGrad } from '../../src/tensor/autograd.js';
 import { parseSafetensors, serializeSafetensors } from '../../src/io/safetensors.js';
 import * as F from '../../src/ops/index.js';
-import { clearRecycled, outputBuffer, recycle, recycledBytes } from '../../src/ops/recycle.js';
+import { clearRecycled, outputBuffer, recycle, recycledBytes, setRecycleLimit } from '../../src/ops/recycle.js';
 import { Module } from '../../src/nn/module.js';
 import { Bottleneck, ResNet, resnet18, resnet50 } from '../../src/models/resnet.js';
 import { randn } from '../../src/tensor/creation.js';
@@ -360,14 +362,53 @@ if (CHILD) {
           (model.layer3 as unknown as Record<string, Module>)['1'] = b;
         }
 
-        // training mode recycles nothing
+        // training mode without gradients (batch statistics, nothing saved) recycles as it goes, and held outputs stay
         clearRecycled();
         model.train();
-        model.forward(x1);
-        assert.equal(recycledBytes(), 0, `${arch}: training mode recycled`);
+        const t1 = model.forward(x1), tsnap = t1.toArray();
+        assert.ok(recycledBytes() > 0, `${arch}: a training-mode forward under noGrad recycled nothing`);
+        model.forward(x2);
+        assert.deepEqual(t1.toArray(), tsnap, `${arch}: a held training-mode output changed`);
+        assert.deepEqual(model.forward(x1).toArray(), tsnap, `${arch}: a training-mode forward changed with recycling`);
         model.eval();
       }
     })));
+  }
+
+  for (const { name, skip } of backends()) {
+    test(`training steps recycle activations and gradients and match a run that recycles nothing (${name})`, { skip }, () => withBackend(name, () => {
+      const cases: [string, () => ResNet, number[]][] = name === 'js'
+        ? [['resnet18', () => resnet18({ seed: 5, numClasses: 10 }), [2, 3, 32, 32]]]
+        : [['resnet18', () => resnet18({ seed: 5, numClasses: 10 }), [2, 3, 64, 64]], ['resnet50', () => resnet50({ seed: 6, numClasses: 10 }), [2, 3, 64, 64]]];
+      for (const [arch, make, shape] of cases) {
+        const model = make().train();
+        const params = model.parameters();
+        const xs = [7, 8, 7].map((seed) => randn(shape, { generator: new Generator(seed) }));
+        const target = new Tensor(BigInt64Array.from({ length: shape[0] }, (_, i) => BigInt(i % 10)), [shape[0]], { dtype: 'int64' });
+        const step = (x: Tensor) => {
+          for (const p of params) p.grad = null;
+          const y = model.forward(x);
+          const loss = F.crossEntropy(y, target);
+          backward(loss);
+          return { y, loss: loss.item(), grads: params.map((p) => p.grad!.toArray()) };
+        };
+        const prev = setRecycleLimit(0); // the reference: nothing is kept for reuse
+        clearRecycled();
+        const ref = [step(xs[0]), step(xs[1])];
+        setRecycleLimit(prev);
+        const first = step(xs[0]);
+        assert.ok(recycledBytes() > 0, `${arch}: a training step recycled nothing`);
+        const ysnap = first.y.toArray();
+        const runs = [first, step(xs[1]), step(xs[2])];
+        runs.forEach((r, i) => {
+          const want = ref[i % 2];
+          assert.equal(r.loss, want.loss, `${arch}: step ${i}'s loss differs with recycling`);
+          r.grads.forEach((g, k) => assert.deepEqual(g, want.grads[k], `${arch}: step ${i}'s gradient of parameter ${k} differs with recycling`));
+        });
+        assert.deepEqual(first.y.toArray(), ysnap, `${arch}: an output held across later steps changed`);
+        clearRecycled();
+      }
+    }));
   }
 
   test('RESNET_POOL_MB=0 turns the pool off and backendInfo says so; a bad value is reported', { skip: nativeSkip }, () => {
