@@ -19,11 +19,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface, type Interface } from 'node:readline';
 import { loadavg } from 'node:os';
-import { loadNative } from '../src/backend/native.js';
+import { loadNative, nativePoolStats } from '../src/backend/native.js';
 import { setBackend, setNumThreads } from '../src/backend/select.js';
 import type { Backend, Conv2dParams } from '../src/backend/backend.js';
 import { getModel } from '../src/models/resnet.js';
 import * as F from '../src/ops/index.js';
+import { recycledBytes } from '../src/ops/recycle.js';
 import { SGD } from '../src/optim/index.js';
 import { Tensor } from '../src/tensor/tensor.js';
 
@@ -297,8 +298,14 @@ async function step(be: Backend, torch: Torch | null, arch: string, N: number, s
     };
   }
   await turn();
+  const p0 = nativePoolStats();
   const s = one();
+  const p1 = nativePoolStats();
   for (const [k, f] of saved) (be as unknown as Record<string, unknown>)[k] = f;
+  if (p0 && p1) {
+    console.log(`memory in that step: pool hits ${p1.hits - p0.hits}, misses ${p1.misses - p0.misses}, refusals ${p1.refusals - p0.refusals}; ` +
+      `${(recycledBytes() / 2 ** 20).toFixed(0)} MB waiting in the recycling free lists after it`);
+  }
   const inBackend = [...acc.values()].reduce((a, b) => a + b, 0);
   console.log(`one instrumented step, ${s.total.toFixed(0)} ms: backend ${inBackend.toFixed(0)} ms (${[...acc].sort((a, b) => b[1] - a[1]).filter(([, v]) => v >= 1).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(', ')}), other (JavaScript: autograd, optimizer, GC) ${(s.total - inBackend).toFixed(0)} ms`);
 }

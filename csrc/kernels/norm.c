@@ -2,8 +2,9 @@
 // x and y are (N,C,HW); mean, var, weight, bias are (C).
 //
 // dl_batchnorm folds each channel into y = x*scale + shift (scale and shift computed in double, rounded once),
-// one FMA per element, threads over (n, c) planes. dl_batchnorm_stats is two passes per channel (mean, then the
-// mean squared deviation) with double accumulators, so its error does not grow with N*HW; threads over channels.
+// one FMA per element, threads over (n, c) planes. dl_batchnorm_stats is one pass per channel (sum and sum of
+// squares of x minus a sample of the channel) with double accumulators, so its error does not grow with N*HW;
+// threads over channels. Its _ref is the textbook two passes (mean, then the mean squared deviation).
 
 #include <math.h>
 
@@ -76,25 +77,23 @@ typedef struct {
   float *mean, *var;
 } stats_ctx;
 
-static double sum_plane(const float *x, int64_t n) {
-  vd acc = {0};
-  int64_t i = 0;
-  for (; i + DL_VL <= n; i += DL_VL) acc += vf_to_vd(vf_load(x + i));
-  double s = vd_hsum(&acc);
-  for (; i < n; i++) s += x[i];
-  return s;
-}
-
-static double sqdev_plane(const float *x, int64_t n, double m) {
-  vd acc = {0}, vm = m - (vd){0};
+// Sum and sum of squares of (x - shift) over one plane, in double lanes.
+static void shifted_sums(const float *x, int64_t n, double shift, double *sum, double *sumsq) {
+  vd as = {0}, aq = {0}, vm = shift - (vd){0};
   int64_t i = 0;
   for (; i + DL_VL <= n; i += DL_VL) {
     vd d = vf_to_vd(vf_load(x + i)) - vm;
-    acc += d * d;
+    as += d;
+    aq += d * d;
   }
-  double s = vd_hsum(&acc);
-  for (; i < n; i++) s += (x[i] - m) * (x[i] - m);
-  return s;
+  double s = vd_hsum(&as), q = vd_hsum(&aq);
+  for (; i < n; i++) {
+    double d = (double)x[i] - shift;
+    s += d;
+    q += d * d;
+  }
+  *sum += s;
+  *sumsq += q;
 }
 
 static void stats_task(void *arg, int ith, int nth) {
@@ -103,12 +102,13 @@ static void stats_task(void *arg, int ith, int nth) {
   dl_split(s->C, ith, nth, &lo, &hi);
   double count = (double)(s->N * s->HW);
   for (int64_t c = lo; c < hi; c++) {
-    double sum = 0, ss = 0;
-    for (int64_t n = 0; n < s->N; n++) sum += sum_plane(s->x + (n * s->C + c) * s->HW, s->HW);
-    double m = sum / count;
-    for (int64_t n = 0; n < s->N; n++) ss += sqdev_plane(s->x + (n * s->C + c) * s->HW, s->HW, m);
-    s->mean[c] = (float)m;
-    s->var[c] = (float)(ss / count);
+    // one pass, shifted by the channel's first value: var = E[(x-k)^2] - (E[x-k])^2 has no cancellation worth
+    // the name in double when k is a sample of the channel (the two-pass _ref is the check)
+    double k = count > 0 ? s->x[c * s->HW] : 0, sum = 0, ss = 0;
+    for (int64_t n = 0; n < s->N; n++) shifted_sums(s->x + (n * s->C + c) * s->HW, s->HW, k, &sum, &ss);
+    double m = sum / count, v = ss / count - m * m;
+    s->mean[c] = (float)(k + m);
+    s->var[c] = (float)(v < 0 ? 0 : v); // rounding can leave a constant channel a hair below 0; NaN stays NaN
   }
 }
 

@@ -24,7 +24,7 @@ import { getBackend } from '../backend/select.js';
 
 /** Smallest array worth keeping (64 KB); smaller outputs come and go through the JS heap cheaply. */
 const MIN_ELEMS = 16384;
-/** Bytes the free lists may hold by default (RESNET_RECYCLE_MB overrides); past it, other sizes are dropped first. */
+/** Bytes the free lists may hold by default (setRecycleLimit changes it); past it, other sizes are dropped first. */
 const DEFAULT_MAX_BYTES = 1024 * 2 ** 20;
 
 const free = new Map<number, Float32Array[]>();
@@ -33,15 +33,7 @@ const waiting = new WeakSet<Float32Array>();
 /** Arrays recycled while a live autograd node still saves them: they join a free list when it is freed. */
 const deferred = new WeakSet<object>();
 let freeBytes = 0;
-let maxBytes = limitFromEnv();
-
-function limitFromEnv(): number {
-  const v = typeof process !== 'undefined' ? process.env?.RESNET_RECYCLE_MB : undefined;
-  if (v === undefined || v === '') return DEFAULT_MAX_BYTES;
-  const mb = Number(v);
-  if (!Number.isFinite(mb) || mb < 0) throw new RangeError(`RESNET_RECYCLE_MB must be a number of megabytes >= 0 (got '${v}')`);
-  return mb * 2 ** 20;
-}
+let maxBytes = DEFAULT_MAX_BYTES;
 
 /** Storage for n float32 values that the caller will fully write before reading; contents unspecified. */
 export function outputBuffer(n: number): Float32Array {
@@ -112,7 +104,7 @@ export function recycledBytes(): number {
   return freeBytes;
 }
 
-/** Set the bytes the free lists may hold (default 1024 MB, or RESNET_RECYCLE_MB); returns the previous limit. */
+/** Set the bytes the free lists may hold (default 1024 MB); returns the previous limit. */
 export function setRecycleLimit(bytes: number): number {
   if (!Number.isFinite(bytes) || bytes < 0) throw new RangeError(`setRecycleLimit: bytes must be a number >= 0 (got ${bytes})`);
   const prev = maxBytes;

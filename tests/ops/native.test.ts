@@ -214,6 +214,19 @@ test('native batchNormStats matches js (rtol 1e-6)', { skip: nativeSkip }, () =>
       assertWithin(v, wv, null, 1e-6, 1e-30, `${cfg} var (${N},${C},${HW})`);
     });
   }
+  // the one-pass kernel's hard cases: a mean far from zero with a tiny spread, and constant channels (variance 0)
+  const [N, C, HW] = [4, 3, 3000];
+  const x = rand(N * C * HW, 77, -1, 1).map((v, i) => (Math.floor(i / HW) % C === 0 ? 1e4 + 1e-2 * v : Math.floor(i / HW) % C === 1 ? -3.25 : v));
+  const wm = new Float32Array(C), wv = new Float32Array(C);
+  jsBackend.batchNormStats(x, N, C, HW, wm, wv);
+  assert.equal(wv[1], 0);
+  everyNativeConfig((cfg) => {
+    const m = new Float32Array(C), v = new Float32Array(C);
+    native.batchNormStats(x, N, C, HW, m, v);
+    assertWithin(m, wm, null, 1e-6, 1e-30, `${cfg} mean (offset and constant channels)`);
+    assertWithin(v, wv, null, 1e-6, 1e-30, `${cfg} var (offset and constant channels)`);
+    assert.equal(v[1], 0, `${cfg}: a constant channel's variance`);
+  });
 });
 
 // ---- pooling ----------------------------------------------------------------------------------------------------
