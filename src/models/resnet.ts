@@ -7,7 +7,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import { Generator, defaultGenerator } from '../tensor/random.js';
 import { Module } from '../nn/module.js';
 import { AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, MaxPool2d, ReLU, Sequential } from '../nn/layers.js';
-import { convBnAct, convBnSequential, fusesConvBnAct, fusesConvBnSequential, isStock, ownsConvBnAct, ownsConvBnSequential } from '../nn/fused.js';
+import { convBnAct, convBnSequential, isStock, ownsConvBnAct, ownsConvBnSequential } from '../nn/fused.js';
 import { recycle } from '../ops/recycle.js';
 import { constant_, kaimingNormal_, skipInit } from '../nn/init.js';
 import { describe, expectInt, pyRepr } from '../ops/check.js';
@@ -71,22 +71,14 @@ export class BasicBlock extends Module {
   }
 
   /**
-   * True when forward() is fused convolutions only (eval mode, BatchNorm2d, ReLU): it then keeps no reference to
-   * its input, returns new storage, and recycles its intermediates (ops/recycle.ts) once they are consumed.
-   */
-  fusedInference(): boolean {
-    return fusesConvBnAct(this.conv1, this.bn1, this.relu) && fusesConvBnAct(this.conv2, this.bn2, this.relu) &&
-      (this.downsample === null || fusesConvBnSequential(this.downsample));
-  }
-
-  /**
    * True when forward() keeps no reference to its input or its intermediates, except what autograd saves, and
-   * returns new storage: fused inference, or stock modules in any mode (nn/fused.ts ownsConvBnAct). It then
-   * recycles its intermediates (ops/recycle.ts) once they are consumed; in training, once backward has read them.
+   * returns new storage: each conv-norm pair fuses or is stock modules, in any mode (nn/fused.ts ownsConvBnAct).
+   * It then recycles its intermediates (ops/recycle.ts) once they are consumed; in training, once backward has
+   * read them.
    */
   ownsIntermediates(): boolean {
-    return this.fusedInference() || (ownsConvBnAct(this.conv1, this.bn1, this.relu) && ownsConvBnAct(this.conv2, this.bn2, this.relu) &&
-      (this.downsample === null || ownsConvBnSequential(this.downsample)));
+    return ownsConvBnAct(this.conv1, this.bn1, this.relu) && ownsConvBnAct(this.conv2, this.bn2, this.relu) &&
+      (this.downsample === null || ownsConvBnSequential(this.downsample));
   }
 
   override forward(x: Tensor): Tensor {
@@ -130,16 +122,10 @@ export class Bottleneck extends Module {
     this.stride = stride;
   }
 
-  /** As BasicBlock.fusedInference. */
-  fusedInference(): boolean {
-    return fusesConvBnAct(this.conv1, this.bn1, this.relu) && fusesConvBnAct(this.conv2, this.bn2, this.relu) &&
-      fusesConvBnAct(this.conv3, this.bn3, this.relu) && (this.downsample === null || fusesConvBnSequential(this.downsample));
-  }
-
   /** As BasicBlock.ownsIntermediates. */
   ownsIntermediates(): boolean {
-    return this.fusedInference() || (ownsConvBnAct(this.conv1, this.bn1, this.relu) && ownsConvBnAct(this.conv2, this.bn2, this.relu) &&
-      ownsConvBnAct(this.conv3, this.bn3, this.relu) && (this.downsample === null || ownsConvBnSequential(this.downsample)));
+    return ownsConvBnAct(this.conv1, this.bn1, this.relu) && ownsConvBnAct(this.conv2, this.bn2, this.relu) &&
+      ownsConvBnAct(this.conv3, this.bn3, this.relu) && (this.downsample === null || ownsConvBnSequential(this.downsample));
   }
 
   override forward(x: Tensor): Tensor {

@@ -87,13 +87,6 @@ export function fusesConvBnAct(conv: Module, norm: Module, act: Module | null): 
   return canFold(conv, norm) && !paramsWantGrad(conv as Conv2d, norm) && fusableRelu(act);
 }
 
-/** fusesConvBnAct for convBnSequential(seq, x). */
-export function fusesConvBnSequential(seq: Module): boolean {
-  if (!(seq instanceof Sequential) || seq.length !== 2 || hasInstanceForward(seq)) return false;
-  const [c, n] = seq.children();
-  return fusesConvBnAct(c, n, null);
-}
-
 /** m is an instance of exactly cls (not a subclass) with no forward hooks or patched forward. */
 export function isStock(m: Module | null, cls: abstract new (...args: never[]) => Module): boolean {
   return m !== null && Object.getPrototypeOf(m) === cls.prototype && !hasInstanceForward(m);
@@ -109,9 +102,9 @@ export function ownsConvBnAct(conv: Module, norm: Module, act: Module | null): b
   return fusesConvBnAct(conv, norm, act) || (isStock(conv, Conv2d) && isStock(norm, BatchNorm2d) && (act === null || isStock(act, ReLU)));
 }
 
-/** ownsConvBnAct for convBnSequential(seq, x). */
+/** ownsConvBnAct for convBnSequential(seq, x): true only when it runs the pair through convBnAct. */
 export function ownsConvBnSequential(seq: Module): boolean {
-  if (!isStock(seq, Sequential) || (seq as Sequential).length !== 2) return false;
+  if (!(seq instanceof Sequential) || seq.length !== 2 || hasInstanceForward(seq)) return false;
   const [c, n] = seq.children();
   return ownsConvBnAct(c, n, null);
 }
